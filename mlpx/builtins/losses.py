@@ -1,0 +1,62 @@
+"""Built-in losses on the output layer's logits; softmax lives inside the losses that need it.
+
+``logits`` and ``y_onehot`` are of shape (n_samples, n_classes). ``value`` is the mean over
+the batch and ``grad`` is dL/dlogits of that mean, so it already carries the 1/n_samples.
+"""
+
+import numpy as np
+
+from mlpx.hookspecs import hookimpl
+from mlpx.numerics import log_softmax, softmax
+
+
+class CrossEntropy:
+    """-sum(y * log softmax(z)) per row, on a stable log-softmax.
+
+    Its gradient is softmax(z) - y (for rows of y that sum to 1): the "activations[-1] - y"
+    output delta, right for softmax paired with cross-entropy and for no other pair.
+    """
+
+    def value(self, logits: np.ndarray, y_onehot: np.ndarray) -> float:
+        per_row = -(y_onehot * log_softmax(logits)).sum(axis=1)
+        return float(per_row.mean(dtype=np.float64))
+
+    def grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
+        d_logits = softmax(logits)
+        d_logits *= y_onehot.sum(axis=1, keepdims=True)
+        d_logits -= y_onehot
+        d_logits /= len(logits)
+        return d_logits
+
+    def probs(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+
+class MSESoftmax:
+    """½‖softmax(z) - y‖² per row: the loss the seed question's backprop really descended.
+
+    With p = softmax(z) and g = p - y, the softmax Jacobian J = diag(p) - p pᵀ is symmetric, so
+    dL/dz = J g = p * (g - <g, p>). It vanishes as p saturates, which is why confident mistakes
+    cost almost nothing here while cross-entropy punishes them without bound.
+    """
+
+    def value(self, logits: np.ndarray, y_onehot: np.ndarray) -> float:
+        error = softmax(logits) - y_onehot
+        return float(0.5 * (error * error).sum(axis=1).mean(dtype=np.float64))
+
+    def grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
+        p = softmax(logits)
+        g = p - y_onehot
+        g -= (g * p).sum(axis=1, keepdims=True)
+        g *= p
+        g /= len(logits)
+        return g
+
+    def probs(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+
+@hookimpl
+def register_losses(register):
+    register("cross_entropy", CrossEntropy)
+    register("mse_softmax", MSESoftmax)

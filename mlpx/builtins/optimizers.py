@@ -1,0 +1,133 @@
+"""Built-in optimizers: ``step(params, grads)`` updates the arrays of ``params`` in place.
+
+``params`` and ``grads`` are dicts with the same keys; state is kept per key, allocated on the
+first step in the parameter's dtype, and the gradients are never modified. ``lr`` is a plain
+attribute so a learning-rate schedule can set it between steps.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Dict
+
+import numpy as np
+
+from mlpx.hookspecs import hookimpl
+
+Arrays = Dict[str, np.ndarray]
+
+
+def _check_lr(lr: float) -> None:
+    if not (lr >= 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a finite number >= 0, got {lr}")
+
+
+@dataclass
+class SGDConfig:
+    lr: float = 0.1
+
+
+class SGD:
+    """p <- p - lr * g."""
+
+    def __init__(self, lr: float = 0.1) -> None:
+        _check_lr(lr)
+        self.lr = lr
+        self._scratch: Arrays = {}
+
+    def step(self, params: Arrays, grads: Arrays) -> None:
+        for key, p in params.items():
+            scratch = self._scratch.get(key)
+            if scratch is None:
+                scratch = self._scratch[key] = np.empty_like(p)
+            np.multiply(grads[key], self.lr, out=scratch)
+            p -= scratch
+
+
+@dataclass
+class MomentumConfig:
+    lr: float = 0.1
+    momentum: float = 0.9
+
+
+class Momentum:
+    """Heavy-ball momentum as PyTorch writes it: v <- mu * v + g; p <- p - lr * v."""
+
+    def __init__(self, lr: float = 0.1, momentum: float = 0.9) -> None:
+        _check_lr(lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.lr = lr
+        self.momentum = momentum
+        self._velocity: Arrays = {}
+        self._scratch: Arrays = {}
+
+    def step(self, params: Arrays, grads: Arrays) -> None:
+        for key, p in params.items():
+            v = self._velocity.get(key)
+            if v is None:
+                v = self._velocity[key] = np.zeros_like(p)
+                self._scratch[key] = np.empty_like(p)
+            v *= self.momentum
+            v += grads[key]
+            scratch = self._scratch[key]
+            np.multiply(v, self.lr, out=scratch)
+            p -= scratch
+
+
+@dataclass
+class AdamConfig:
+    lr: float = 0.001
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias correction; eps is added to the corrected sqrt(v)."""
+
+    def __init__(
+        self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
+        _check_lr(lr)
+        for label, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= beta < 1:
+                raise ValueError(f"{label} must be in [0, 1), got {beta}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps}")
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self._m: Arrays = {}
+        self._v: Arrays = {}
+        self._scratch: Arrays = {}
+        self._t: Dict[str, int] = {}
+
+    def step(self, params: Arrays, grads: Arrays) -> None:
+        for key, p in params.items():
+            if key not in self._m:
+                self._m[key] = np.zeros_like(p)
+                self._v[key] = np.zeros_like(p)
+                self._scratch[key] = np.empty_like(p)
+                self._t[key] = 0
+            self._t[key] += 1
+            t = self._t[key]
+            g, m, v, scratch = grads[key], self._m[key], self._v[key], self._scratch[key]
+            m *= self.beta1
+            np.multiply(g, 1 - self.beta1, out=scratch)
+            m += scratch
+            v *= self.beta2
+            np.multiply(g, g, out=scratch)
+            scratch *= 1 - self.beta2
+            v += scratch
+            # scratch <- lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps)
+            np.sqrt(v, out=scratch)
+            scratch *= 1 / math.sqrt(1 - self.beta2**t)
+            scratch += self.eps
+            np.divide(m, scratch, out=scratch)
+            scratch *= self.lr / (1 - self.beta1**t)
+            p -= scratch
+
+
+@hookimpl
+def register_optimizers(register):
+    register("sgd", SGD, SGDConfig)
+    register("momentum", Momentum, MomentumConfig)
+    register("adam", Adam, AdamConfig)

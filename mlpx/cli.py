@@ -1,0 +1,127 @@
+"""The command line: `mlpx [hydra overrides]` trains; `mlpx plugins [--json]` lists plugins.
+
+Plugins are loaded before Hydra composes the config, so each plugin's hyperparameter
+dataclass is a config group option Hydra can validate.
+"""
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from mlpx.config import store_configs
+from mlpx.errors import MlpxError
+from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
+from mlpx.progress import ProgressReporter
+from mlpx.runner import chosen_components, execute, prepare
+from mlpx.tracking import MlflowTracker, flatten, git_commit, ui_hint
+
+CONF_DIR = PROJECT_ROOT / "conf"
+log = logging.getLogger("mlpx")
+_host: Optional[PluginHost] = None
+
+
+def plugin_host() -> PluginHost:
+    """The process's plugins, loaded once (joblib workers load their own)."""
+    global _host
+    if _host is None:
+        _host = load_plugins()
+        store_configs(_host.registry)
+    return _host
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["plugins"]:
+        sys.exit(plugins_command(args[1:]))
+    host = plugin_host()
+    for failure in host.failures:
+        print(f"mlpx: warning: {failure}", file=sys.stderr)
+    _hydra_app()
+
+
+def plugins_command(args: List[str]) -> int:
+    """Print every registered component (kind, name, source, version) and every load failure."""
+    if set(args) - {"--json"}:
+        print("usage: mlpx plugins [--json]", file=sys.stderr)
+        return 2
+    host = plugin_host()
+    components = [
+        {"kind": c.kind, "name": c.name, "plugin": c.plugin, "source": c.source, "version": c.version}
+        for c in host.registry.components()
+    ]
+    failures = [{"plugin": f.plugin, "source": f.source, "error": f.error} for f in host.failures]
+    if "--json" in args:
+        print(json.dumps({"components": components, "failures": failures}, indent=2))
+    else:
+        for c in components:
+            print(f"{c['kind']:<12} {c['name']:<16} {c['version']:<10} {c['source']}")
+        for f in failures:
+            print(f"FAILED       {f['plugin']:<16} {f['source']}: {f['error']}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _hydra_app(cfg: DictConfig) -> Optional[float]:
+    hydra_cfg = HydraConfig.get()
+    run_name = cfg.tracking.run_name or hydra_cfg.job.override_dirname or None
+    try:
+        return train(cfg, plugin_host(), Path(hydra_cfg.runtime.output_dir), run_name)
+    except Exception as exc:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            # the run is FAILED in MLflow; the sweep goes on and its end lists the failures
+            log.error("job %s failed: %s", hydra_cfg.job.num, _describe(exc))
+            return None
+        if isinstance(exc, MlpxError):
+            log.error("%s", exc)
+            raise SystemExit(1) from None
+        raise
+
+
+def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optional[str]) -> float:
+    """Train one run from a composed config, tracked in MLflow; return the test accuracy."""
+    components = chosen_components(cfg, host)
+    tracker = MlflowTracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
+    tags = {"mlpx.seed": str(cfg.seed), "mlpx.output_dir": str(output_dir)}
+    for kind, component in components.items():
+        tags[f"mlpx.plugin.{kind}"] = component.name
+        tags[f"mlpx.plugin.{kind}.version"] = component.version
+        tags[f"mlpx.plugin.{kind}.source"] = component.source
+    commit = git_commit(PROJECT_ROOT)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    tracker.open(flatten(resolved), tags, run_name)
+    try:
+        tracker.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+        run = prepare(cfg, host, output_dir)
+    except BaseException as exc:
+        tracker.close(exc)
+        raise
+    observers = [tracker, ProgressReporter()]
+    for observer in observers:
+        host.pm.register(observer)
+    try:
+        result = execute(run, host.pm.hook)
+    finally:
+        for observer in observers:
+            host.pm.unregister(observer)
+    test = result.test
+    print(
+        f"test_acc {test['test_acc']:.4f}  test_ce {test['test_ce']:.4f}  "
+        f"({len(result.history)} epochs, {result.seconds:.1f} s)\n"
+        f"MLflow run {tracker.run_id} in experiment '{cfg.tracking.experiment}': "
+        f"{ui_hint(cfg.tracking.uri)}",
+        flush=True,
+    )
+    return test["test_acc"]
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, MlpxError) else f"{type(exc).__name__}: {exc}"

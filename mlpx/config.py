@@ -1,0 +1,103 @@
+"""The structured config schema: dataclasses that make Hydra type-check every key before training.
+
+Core groups (``model``, ``trainer``, ``tracking``) are defined here; plugin groups (``data``,
+``activation``, ``loss``, ``initializer``, ``optimizer``) get one option per registered
+component, built from the plugin's hyperparameter dataclass plus a ``name`` field.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Optional
+
+from omegaconf import MISSING
+
+from mlpx.registry import KIND_GROUPS, Registry
+
+
+class DType(Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+class LRSchedule(Enum):
+    constant = "constant"  # the optimizer's lr throughout
+    cosine = "cosine"  # lr * (1 + cos(pi * step / total_steps)) / 2, decaying to 0
+
+
+@dataclass
+class PathsConfig:
+    # absolute, so runs, sweeps and the MLflow store agree whatever Hydra's working directory
+    output_dir: str = "${hydra:runtime.cwd}/outputs"
+
+
+@dataclass
+class ModelConfig:
+    hidden: List[int] = field(default_factory=lambda: [300, 75])
+    dtype: DType = DType.float32
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    lr_schedule: LRSchedule = LRSchedule.cosine
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///${paths.output_dir}/mlflow.db"
+    experiment: str = "mlpx"
+    # where a new experiment in a local store keeps its artifacts (a server decides for itself)
+    artifact_location: Optional[str] = "${paths.output_dir}/mlartifacts"
+    run_name: Optional[str] = None  # default: the job's overrides, e.g. "optimizer.lr=0.1"
+
+
+@dataclass
+class MlpxConfig:
+    seed: int = 0
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: Any = MISSING
+    model: ModelConfig = MISSING
+    activation: Any = MISSING
+    loss: Any = MISSING
+    initializer: Any = MISSING
+    optimizer: Any = MISSING
+    trainer: TrainerConfig = MISSING
+    tracking: TrackingConfig = MISSING
+
+
+def store_configs(registry: Registry) -> None:
+    """Put the schema, the core options and one option per registered plugin in ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="mlpx_schema", node=MlpxConfig)
+    cs.store(group="model", name="mlp", node=ModelConfig)
+    cs.store(group="trainer", name="default", node=TrainerConfig)
+    cs.store(group="tracking", name="mlflow", node=TrackingConfig)
+    for component in registry.components():
+        cs.store(
+            group=KIND_GROUPS[component.kind],
+            name=component.name,
+            node=plugin_node(component.name, component.config),
+            provider=f"mlpx plugin {component.plugin}",
+        )
+
+
+def plugin_node(name: str, config: Optional[type]) -> type:
+    """The plugin's hyperparameter dataclass extended with ``name``, which says which plugin it is."""
+    return dataclasses.make_dataclass(
+        f"{name.title().replace('_', '').replace('-', '')}Option",
+        [("name", str, field(default=name))],
+        bases=(config,) if config is not None else (),
+    )
+
+
+def hyperparameters(node: Any) -> dict:
+    """A plugin group's resolved values without ``name``: the factory's keyword arguments."""
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    values.pop("name", None)
+    return values

@@ -1,0 +1,115 @@
+"""Every hook mlpx calls, in one place: the contract between mlpx and its plugins.
+
+Plugins are modules or objects with functions decorated by ``mlpx.hookimpl`` whose names
+match the specs below. They load from three sources, in this order:
+
+1. the built-ins in ``mlpx.builtins`` (registered through these same hooks);
+2. ``.py`` files in the project's ``plugins/`` folder (or the folders in ``MLPX_PLUGINS_DIR``);
+3. installed packages exposing an entry point in the group ``mlpx``.
+
+Registration hooks receive a ``register`` callable::
+
+    register(name, factory, config=None, *, version=None)
+
+``factory(**hyperparameters)`` builds the component; ``config`` is a dataclass holding those
+hyperparameters with their defaults (it becomes the Hydra config group option
+``<kind>=<name>``, so ``optimizer=adam optimizer.beta1=0.95`` is type-checked). A plugin
+without hyperparameters passes ``config=None``.
+
+Lifecycle hooks are called by the trainer on every registered plugin that implements them; an
+implementation may accept any subset of a hook's arguments.
+"""
+
+import pluggy
+
+PROJECT_NAME = "mlpx"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# ---------------------------------------------------------------- registration hooks
+
+
+@hookspec
+def register_activations(register):
+    """Register activation functions.
+
+    An activation is an object with::
+
+        forward(z) -> a                       # z, a of shape (n_samples, n_units)
+        backward(z, a, grad_a) -> grad_z      # vector-Jacobian product, shape of z
+
+    ``backward`` receives both the pre-activation ``z`` and the output ``a`` so either can be
+    used; it must not modify its inputs, and must keep the dtype of ``z``.
+    """
+
+
+@hookspec
+def register_losses(register):
+    """Register losses on the output layer's logits.
+
+    A loss is an object with::
+
+        value(logits, y_onehot) -> float          # mean over the batch
+        grad(logits, y_onehot) -> d_logits        # dL/dlogits, already divided by the batch
+        probs(logits) -> probabilities            # rows sum to 1, used for predictions
+
+    ``logits`` and ``y_onehot`` are of shape (n_samples, n_classes).
+    """
+
+
+@hookspec
+def register_initializers(register):
+    """Register weight initializers.
+
+    An initializer is an object with::
+
+        init(shape, fan_in, fan_out, rng) -> ndarray   # float64 array of the given shape
+
+    All randomness must come from ``rng``, a ``numpy.random.Generator``.
+    """
+
+
+@hookspec
+def register_optimizers(register):
+    """Register optimizers.
+
+    ``factory(**hyperparameters)`` returns an object with a mutable attribute ``lr`` and::
+
+        step(params, grads) -> None   # updates the arrays in ``params`` in place
+
+    ``params`` and ``grads`` are dicts with the same keys (``"W1"``, ``"b1"``, ...); an
+    optimizer keeps its own state per key and must not modify ``grads``.
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register datasets.
+
+    ``factory(**hyperparameters)`` returns an object with ``load() -> mlpx.datasets.Dataset``:
+    train, validation and test arrays, the validation split taken from the training data.
+    """
+
+
+# ---------------------------------------------------------------- lifecycle hooks
+
+
+@hookspec
+def on_run_start(run):
+    """A run is about to train: ``run`` is the ``mlpx.runner.RunContext`` (config, model,
+    components, dataset sizes). Tracking plugins open their run here."""
+
+
+@hookspec
+def on_epoch_end(run, epoch, metrics):
+    """An epoch finished. ``epoch`` counts from 1; ``metrics`` maps metric names
+    (``train_loss``, ``val_loss``, ``val_ce``, ``val_acc``, ``epoch_seconds``, ...) to floats."""
+
+
+@hookspec
+def on_run_end(run, result, error):
+    """A run ended. On success ``result`` is the ``mlpx.runner.RunResult`` and ``error`` is
+    None; on failure ``result`` is None and ``error`` is the exception, re-raised afterwards.
+    Implementations must not raise: close what ``on_run_start`` opened."""

@@ -1,0 +1,132 @@
+"""One training run from a composed config: build the components, train, evaluate the test set.
+
+``prepare`` turns a config into a ``RunContext`` (components built, data loaded, model
+initialised); ``execute`` trains it, calling the lifecycle hooks of every registered plugin.
+Neither prints nor touches MLflow: observers do that.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+from omegaconf import DictConfig
+
+from mlpx.config import hyperparameters
+from mlpx.datasets import Dataset
+from mlpx.errors import ConfigError, PluginError
+from mlpx.model import MLP
+from mlpx.plugin_manager import PluginHost
+from mlpx.registry import KIND_GROUPS, Component
+from mlpx.trainer import Metrics, evaluate, fit
+
+
+@dataclass
+class RunContext:
+    """Everything a run is made of; lifecycle hooks receive it as ``run``."""
+
+    cfg: DictConfig
+    components: Dict[str, Component]  # kind -> the chosen component
+    instances: Dict[str, Any]  # kind -> the built object
+    dataset: Dataset
+    model: MLP
+    output_dir: Path
+    shuffle_rng: np.random.Generator = field(repr=False)
+
+
+@dataclass
+class RunResult:
+    history: List[Metrics]  # one dict per epoch, as passed to on_epoch_end
+    test: Metrics  # test_acc, test_ce, test_loss
+    weights: Dict[str, np.ndarray]
+    seconds: float
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks Hydra's types cannot express; ConfigError names the key and the fix."""
+    problems = []
+    if any(size < 1 for size in cfg.model.hidden):
+        problems.append(f"model.hidden={list(cfg.model.hidden)}: every layer needs >= 1 unit")
+    if cfg.trainer.epochs < 1:
+        problems.append(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
+    if cfg.trainer.batch_size < 1:
+        problems.append(f"trainer.batch_size={cfg.trainer.batch_size}: must be >= 1")
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def chosen_components(cfg: DictConfig, host: PluginHost) -> Dict[str, Component]:
+    """The component each plugin group of ``cfg`` names (its ``name`` field)."""
+    chosen = {}
+    for kind, group in KIND_GROUPS.items():
+        node = cfg[group]
+        if "name" not in node:
+            raise ConfigError(f"config group '{group}' has no 'name': pick one with {group}=NAME")
+        chosen[kind] = host.registry.get(kind, node.name)
+    return chosen
+
+
+def prepare(cfg: DictConfig, host: PluginHost, output_dir: Path) -> RunContext:
+    """Build the chosen components from their hyperparameters, load the data, build the model."""
+    validate(cfg)
+    components = chosen_components(cfg, host)
+    instances = {
+        kind: component.build(hyperparameters(cfg[KIND_GROUPS[kind]]))
+        for kind, component in components.items()
+    }
+    dataset = instances["dataset"].load()
+    if not isinstance(dataset, Dataset):
+        raise PluginError(
+            f"{components['dataset'].describe()} returned {type(dataset).__name__} from load(), "
+            "not an mlpx.datasets.Dataset"
+        )
+    init_seed, shuffle_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    model = MLP(
+        [dataset.n_features, *cfg.model.hidden, dataset.n_classes],
+        instances["activation"],
+        instances["initializer"],
+        np.random.default_rng(init_seed),
+        dtype=np.dtype(cfg.model.dtype.value),
+    )
+    return RunContext(
+        cfg=cfg,
+        components=components,
+        instances=instances,
+        dataset=dataset,
+        model=model,
+        output_dir=output_dir,
+        shuffle_rng=np.random.default_rng(shuffle_seed),
+    )
+
+
+def execute(run: RunContext, hook: Any) -> RunResult:
+    """Train and test ``run``, calling ``on_run_start``, ``on_epoch_end`` and ``on_run_end``."""
+    started = time.perf_counter()
+    cfg, data = run.cfg, run.dataset
+    hook.on_run_start(run=run)
+    try:
+        history = fit(
+            run.model,
+            run.instances["loss"],
+            run.instances["optimizer"],
+            data,
+            epochs=cfg.trainer.epochs,
+            batch_size=cfg.trainer.batch_size,
+            rng=run.shuffle_rng,
+            lr_schedule=cfg.trainer.lr_schedule.value,
+            on_epoch_end=lambda epoch, metrics: hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics),
+        )
+        x_test = data.x_test.astype(run.model.dtype, copy=False)
+        test = evaluate(run.model, run.instances["loss"], x_test, data.y_test, data.n_classes)
+        result = RunResult(
+            history=history,
+            test={f"test_{name}": value for name, value in test.items()},
+            weights=run.model.weights(),
+            seconds=time.perf_counter() - started,
+        )
+    except BaseException as error:
+        hook.on_run_end(run=run, result=None, error=error)
+        raise
+    hook.on_run_end(run=run, result=result, error=None)
+    return result

@@ -1,0 +1,85 @@
+"""Hydra callback grouping a multirun in MLflow: one parent run, every job a child run of it.
+
+The parent is created before any job starts (which also creates and migrates a new store once,
+so parallel jobs never race on it) and its id reaches the jobs through an environment variable,
+which joblib's worker processes inherit. At the end the parent is tagged with the number of
+jobs and of failures, and the sweep fails loudly if any job did.
+"""
+
+import atexit
+import logging
+import os
+from typing import Any, List, Optional
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mlpx.errors import SweepError
+from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment
+
+log = logging.getLogger("mlpx")
+
+
+class SweepTracking(Callback):
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._parent_id: Optional[str] = None
+        self._experiment_id: Optional[str] = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from mlflow import MlflowClient
+
+        tracking = config.tracking
+        self._experiment_id = prepare_experiment(
+            tracking.uri, tracking.experiment, tracking.artifact_location
+        )
+        self._client = MlflowClient(tracking.uri)
+        overrides = " ".join(config.hydra.overrides.task)
+        parent = self._client.create_run(
+            self._experiment_id,
+            run_name=f"sweep {overrides}" if overrides else "sweep",
+            tags={
+                "mlpx.sweep": "parent",
+                "mlpx.sweep.overrides": overrides,
+                "mlpx.sweep.dir": str(config.hydra.sweep.dir),
+                "mlflow.source.name": "mlpx",
+            },
+        )
+        self._parent_id = parent.info.run_id
+        os.environ[PARENT_RUN_ENV] = self._parent_id
+        atexit.register(self._abandon)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._parent_id is None:
+            return
+        children = self._children()
+        failed = [run for run in children if run.info.status != "FINISHED"]
+        self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children)))
+        self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed)))
+        self._finish("FAILED" if failed else "FINISHED")
+        if failed:
+            lines = [
+                f"{run.info.run_name} ({run.info.status}): "
+                + run.data.tags.get("mlpx.error", "no error recorded")
+                for run in failed
+            ]
+            raise SweepError(f"{len(failed)} of {len(children)} jobs failed:\n  " + "\n  ".join(lines))
+        log.info("sweep finished: %d runs under parent run %s", len(children), self._parent_id)
+
+    def _children(self) -> List[Any]:
+        return self._client.search_runs(
+            [self._experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self._parent_id}'",
+            max_results=50000,
+        )
+
+    def _finish(self, status: str) -> None:
+        self._client.set_terminated(self._parent_id, status)
+        os.environ.pop(PARENT_RUN_ENV, None)
+        atexit.unregister(self._abandon)
+        self._parent_id = None
+
+    def _abandon(self) -> None:
+        """The sweep was interrupted before it ended: do not leave the parent RUNNING."""
+        if self._parent_id is not None:
+            self._finish("KILLED")

@@ -1,0 +1,214 @@
+"""MLflow tracking: the store, and the observer that logs one run's params, curves and artifacts.
+
+MLflow is imported only here, and only when a run starts, so ``--help``, config errors and
+plugin listings stay fast. Everything goes through ``MlflowClient`` (no global active run),
+so several runs in one process - a sweep with Hydra's basic launcher - cannot collide.
+"""
+
+import getpass
+import logging
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+
+from mlpx.errors import TrackingError
+from mlpx.hookspecs import hookimpl
+
+log = logging.getLogger(__name__)
+
+#: set by the sweep callback so every job of a multirun becomes a child of one parent run
+PARENT_RUN_ENV = "MLPX_PARENT_RUN_ID"
+_MAX_TAG_LENGTH = 5000
+
+
+def is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def probe_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, before any work, when an HTTP tracking server does not answer ``/health``."""
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {uri} ({reason}). Start it, e.g. "
+            "`mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri "
+            "sqlite:///outputs/mlflow.db`, or drop the tracking.uri override to use the local "
+            "store under outputs/."
+        ) from exc
+
+
+def prepare_experiment(uri: str, experiment: str, artifact_location: Optional[str]) -> str:
+    """Create (and migrate) the store and the experiment if needed; return the experiment id.
+
+    Call it once before parallel jobs start: a brand-new SQLite store migrated by several
+    processes at once fails. ``artifact_location`` applies to local stores only.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if is_remote(uri):
+        probe_server(uri)
+        artifact_location = None
+    else:
+        _make_sqlite_parent(uri)
+        if artifact_location and "://" not in artifact_location:
+            artifact_location = Path(artifact_location).resolve().as_uri()
+    client = MlflowClient(uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            try:
+                return client.create_experiment(experiment, artifact_location=artifact_location)
+            except MlflowException:  # another job created it first
+                found = client.get_experiment_by_name(experiment)
+                if found is None:
+                    raise
+    except MlflowException as exc:
+        raise TrackingError(f"the MLflow store at {uri} cannot be used: {exc.message}") from exc
+    if found.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"MLflow experiment '{experiment}' at {uri} is deleted. Restore it with "
+            f"`mlflow experiments restore --experiment-id {found.experiment_id}` or choose "
+            "another name with tracking.experiment=NAME."
+        )
+    return found.experiment_id
+
+
+def _make_sqlite_parent(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///") :])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingError(f"cannot create the folder of the MLflow store {uri}: {exc}") from exc
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> Dict[str, str]:
+    """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": "0.1"}; lists stay whole ("[300, 75]")."""
+    flat: Dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit(directory: Path) -> Optional[str]:
+    """The commit checked out in ``directory``, or None outside a git work tree."""
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+class MlflowTracker:
+    """Lifecycle plugin that records one run in MLflow.
+
+    ``open`` creates the run (status RUNNING) with params and tags before any heavy work, so a
+    run that fails at any point is kept, with status FAILED and an ``mlpx.error`` tag.
+    """
+
+    def __init__(self, uri: str, experiment: str, artifact_location: Optional[str]) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.artifact_location = artifact_location
+        self.run_id: Optional[str] = None
+        self._client: Any = None
+
+    def open(self, params: Mapping[str, str], tags: Mapping[str, str], run_name: Optional[str]) -> str:
+        """Create the run under the sweep's parent run when there is one; return its id."""
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        experiment_id = prepare_experiment(self.uri, self.experiment, self.artifact_location)
+        self._client = MlflowClient(self.uri)
+        all_tags = {
+            "mlflow.user": getpass.getuser(),
+            "mlflow.source.name": "mlpx",
+            "mlflow.source.type": "LOCAL",
+            **tags,
+        }
+        parent = os.environ.get(PARENT_RUN_ENV)
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        run = self._client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+        self.run_id = run.info.run_id
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self._client.log_batch(self.run_id, params=items[start : start + 100])
+        return self.run_id
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    @hookimpl
+    def on_run_start(self, run) -> None:
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(f"mlpx.data.{split}_size", str(n)) for split, n in run.dataset.sizes().items()]
+        self._client.log_batch(self.run_id, tags=tags)
+
+    @hookimpl
+    def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.log_metrics(metrics, step=epoch, synchronous=False)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int, synchronous: bool = True) -> None:
+        from mlflow.entities import Metric
+
+        timestamp = _now_ms()
+        batch = [Metric(k, float(v), timestamp, step) for k, v in metrics.items()]
+        self._client.log_batch(self.run_id, metrics=batch, synchronous=synchronous)
+
+    @hookimpl
+    def on_run_end(self, run, result, error) -> None:
+        if self.run_id is None:
+            return
+        try:
+            if result is not None:
+                self.log_metrics(result.test, step=len(result.history))
+                weights = Path(run.output_dir) / "weights.npz"
+                np.savez(weights, **result.weights)  # plain arrays: loads with allow_pickle=False
+                self._client.log_artifact(self.run_id, str(weights))
+        finally:
+            self.close(error)
+
+    def close(self, error: Optional[BaseException]) -> None:
+        """End the run: FINISHED, or FAILED (KILLED on Ctrl-C) with the error as a tag."""
+        if self.run_id is None:
+            return
+        status = "FINISHED"
+        if error is not None:
+            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            message = f"{type(error).__name__}: {error}"[:_MAX_TAG_LENGTH]
+            self._client.set_tag(self.run_id, "mlpx.error", message)
+        self._client.set_terminated(self.run_id, status)  # also flushes asynchronous logging
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def ui_hint(uri: str) -> str:
+    """How to browse this store: the server's address, or the command that opens the UI."""
+    if is_remote(uri):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"
