@@ -27,8 +27,10 @@ class SweepTracking(Callback):
         self._experiment_id: Optional[str] = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
         from mlflow import MlflowClient
 
+        HydraConfig.instance().set_config(config)  # lets ${hydra:runtime.cwd} resolve here too
         tracking = config.tracking
         self._experiment_id = prepare_experiment(
             tracking.uri, tracking.experiment, tracking.artifact_location
@@ -56,6 +58,7 @@ class SweepTracking(Callback):
         failed = [run for run in children if run.info.status != "FINISHED"]
         self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children)))
         self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed)))
+        parent_id = self._parent_id
         self._finish("FAILED" if failed else "FINISHED")
         if failed:
             lines = [
@@ -64,7 +67,7 @@ class SweepTracking(Callback):
                 for run in failed
             ]
             raise SweepError(f"{len(failed)} of {len(children)} jobs failed:\n  " + "\n  ".join(lines))
-        log.info("sweep finished: %d runs under parent run %s", len(children), self._parent_id)
+        log.info("sweep finished: %d runs under parent run %s", len(children), parent_id)
 
     def _children(self) -> List[Any]:
         return self._client.search_runs(
