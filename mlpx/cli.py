@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from mlpx import sweep
 from mlpx.config import store_configs
 from mlpx.errors import MlpxError
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
@@ -44,6 +45,10 @@ def main() -> None:
     for failure in host.failures:
         print(f"mlpx: warning: {failure}", file=sys.stderr)
     _hydra_app()
+    if sweep.failed_sweeps:
+        for message in sweep.failed_sweeps:
+            print(f"mlpx: sweep failed: {message}", file=sys.stderr)
+        sys.exit(1)
 
 
 def plugins_command(args: List[str]) -> int:

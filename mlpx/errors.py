@@ -23,7 +23,3 @@ class DivergenceError(MlpxError):
 
 class TrackingError(MlpxError):
     """The MLflow tracking store cannot be reached or used."""
-
-
-class SweepError(MlpxError):
-    """One or more jobs of a multirun failed."""

@@ -3,7 +3,8 @@
 The parent is created before any job starts (which also creates and migrates a new store once,
 so parallel jobs never race on it) and its id reaches the jobs through an environment variable,
 which joblib's worker processes inherit. At the end the parent is tagged with the number of
-jobs and of failures, and the sweep fails loudly if any job did.
+jobs and of failures, and the sweep fails loudly if any job did: Hydra turns exceptions from callbacks into
+warnings, so the failures are logged and left in ``failed_sweeps`` for the CLI's exit code.
 """
 
 import atexit
@@ -14,10 +15,12 @@ from typing import Any, List, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mlpx.errors import SweepError
 from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment
 
 log = logging.getLogger("mlpx")
+
+#: one message per sweep of this process that had failed jobs
+failed_sweeps: List[str] = []
 
 
 class SweepTracking(Callback):
@@ -66,7 +69,10 @@ class SweepTracking(Callback):
                 + run.data.tags.get("mlpx.error", "no error recorded")
                 for run in failed
             ]
-            raise SweepError(f"{len(failed)} of {len(children)} jobs failed:\n  " + "\n  ".join(lines))
+            message = f"{len(failed)} of {len(children)} jobs failed:\n  " + "\n  ".join(lines)
+            failed_sweeps.append(message)
+            log.error("%s", message)
+            return
         log.info("sweep finished: %d runs under parent run %s", len(children), parent_id)
 
     def _children(self) -> List[Any]:

@@ -1,0 +1,162 @@
+"""The network's backward pass, one SGD step worked by hand, and the trainer on real MNIST."""
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from mlpx.builtins.activations import ReLU, Tanh
+from mlpx.builtins.initializers import HeNormal
+from mlpx.builtins.losses import CrossEntropy, MSESoftmax
+from mlpx.builtins.optimizers import SGD
+from mlpx.cli import CONF_DIR, plugin_host
+from mlpx.errors import ConfigError, PluginError
+from mlpx.model import MLP
+from mlpx.runner import execute, prepare
+from mlpx.trainer import fit
+
+
+def test_one_sgd_step_matches_the_hand_worked_example():
+    # x = [1, 2], class 0.  z1 = x W1 + b1 = [0.7, -0.1] -> a1 = [0.7, 0]
+    # logits = a1 W2 = [0.35, -0.35]; p0 = sigmoid(0.7) = 0.668187772; loss = -ln p0 = 0.403186
+    # d_logits = p - y = [-d, d] with d = 0.331812228; dW2 = a1^T d_logits; da1 = [-d, d];
+    # dz1 = [-d, 0]; dW1 = x^T dz1 = [[-d, 0], [-2d, 0]]; each param moves by -0.1 * grad.
+    model = MLP([2, 2, 2], ReLU(), HeNormal(), np.random.default_rng(0), dtype=np.float64)
+    model.params.update(
+        W1=np.array([[0.1, -0.2], [0.3, 0.4]]),
+        b1=np.array([0.0, -0.7]),
+        W2=np.array([[0.5, -0.5], [1.0, 2.0]]),
+        b2=np.array([0.0, 0.0]),
+    )
+    x, y = np.array([[1.0, 2.0]]), np.array([[1.0, 0.0]])
+    loss, optimizer = CrossEntropy(), SGD(lr=0.1)
+    logits = model.forward(x)
+    assert loss.value(logits, y) == pytest.approx(0.40318604888545784, rel=1e-12)
+    optimizer.step(model.params, model.backward(loss.grad(logits, y)))
+    expected = {
+        "W1": [[0.1331812227831834, -0.2], [0.36636244556636677, 0.4]],
+        "b1": [0.03318122278318338, -0.7],
+        "W2": [[0.5232268559482284, -0.5232268559482284], [1.0, 2.0]],
+        "b2": [0.03318122278318338, -0.03318122278318338],
+    }
+    for key, value in expected.items():
+        np.testing.assert_allclose(model.params[key], value, rtol=1e-12, atol=1e-15, err_msg=key)
+
+
+@pytest.mark.parametrize("activation", [ReLU(), Tanh()], ids=["relu", "tanh"])
+@pytest.mark.parametrize("loss", [CrossEntropy(), MSESoftmax()], ids=["cross_entropy", "mse_softmax"])
+def test_backward_matches_central_differences(activation, loss):
+    rng = np.random.default_rng(3)
+    model = MLP([6, 5, 4, 3], activation, HeNormal(), rng, dtype=np.float64)
+    for key in model.params:
+        model.params[key] += 0.1 * rng.standard_normal(model.params[key].shape)  # nonzero biases
+    x = rng.standard_normal((7, 6))
+    y = np.eye(3)[rng.integers(0, 3, 7)]
+    grads = {k: g.copy() for k, g in model.backward(loss.grad(model.forward(x), y)).items()}
+    eps = 1e-6
+    for key, param in model.params.items():
+        numeric = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            saved = param[index]
+            param[index] = saved + eps
+            up = loss.value(model.forward(x, keep=False), y)
+            param[index] = saved - eps
+            down = loss.value(model.forward(x, keep=False), y)
+            param[index] = saved
+            numeric[index] = (up - down) / (2 * eps)
+        np.testing.assert_allclose(grads[key], numeric, rtol=1e-5, atol=1e-8, err_msg=key)
+
+
+def _small_cfg(tmp_path, overrides=()):
+    plugin_host()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "config",
+            overrides=[
+                f"paths.output_dir={tmp_path}",
+                f"data.cache_dir={tmp_path / 'cache'}",
+                "data.train_size=3000",
+                "data.val_size=1000",
+                "data.test_size=2000",
+                "trainer.epochs=3",
+                "model.hidden=[64,32]",
+                *overrides,
+            ],
+        )
+
+
+def _train(cfg, tmp_path):
+    host = plugin_host()
+    return execute(prepare(cfg, host, tmp_path), host.pm.hook)
+
+
+def test_trainer_learns_mnist_subset_and_reports_every_metric(tmp_path):
+    result = _train(_small_cfg(tmp_path), tmp_path)
+    assert len(result.history) == 3
+    assert set(result.history[0]) == {
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_ce",
+        "val_acc",
+        "lr",
+        "epoch_seconds",
+    }
+    assert result.history[-1]["val_acc"] > 0.85
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.test["test_acc"] > 0.85
+    assert result.history[-1]["lr"] < result.history[0]["lr"]  # cosine decay
+    assert all(w.dtype == np.float32 for w in result.weights.values())
+
+
+def test_val_ce_is_cross_entropy_whatever_the_training_loss(tmp_path):
+    result = _train(_small_cfg(tmp_path, ["loss=mse_softmax"]), tmp_path)
+    last = result.history[-1]
+    assert last["val_loss"] != pytest.approx(last["val_ce"])
+    assert 0 < last["val_loss"] < 1 < 10 * last["val_ce"]
+
+
+def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
+    first = _train(_small_cfg(tmp_path), tmp_path)
+    second = _train(_small_cfg(tmp_path), tmp_path)
+    other = _train(_small_cfg(tmp_path, ["seed=1"]), tmp_path)
+    strip = [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in first.history]
+    assert strip == [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in second.history]
+    for key in first.weights:
+        np.testing.assert_array_equal(first.weights[key], second.weights[key])
+    assert not np.array_equal(first.weights["W1"], other.weights["W1"])
+
+
+def test_float64_model_trains_in_float64(tmp_path):
+    result = _train(_small_cfg(tmp_path, ["model.dtype=float64", "trainer.epochs=1"]), tmp_path)
+    assert all(w.dtype == np.float64 for w in result.weights.values())
+
+
+def test_minibatches_are_vectorised_not_per_sample(tmp_path):
+    calls = []
+
+    class CountingLoss(CrossEntropy):
+        def grad(self, logits, y_onehot):
+            calls.append(len(logits))
+            return super().grad(logits, y_onehot)
+
+    cfg = _small_cfg(tmp_path, ["trainer.epochs=1", "trainer.batch_size=128"])
+    run = prepare(cfg, plugin_host(), tmp_path)
+    fit(
+        run.model,
+        CountingLoss(),
+        run.instances["optimizer"],
+        run.dataset,
+        epochs=1,
+        batch_size=128,
+        rng=np.random.default_rng(0),
+    )
+    assert calls == [128] * 23 + [3000 - 128 * 23]
+
+
+def test_invalid_values_and_rejected_hyperparameters_fail_clearly(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.hidden=\[64, 0\]"):
+        prepare(_small_cfg(tmp_path, ["model.hidden=[64,0]"]), plugin_host(), tmp_path)
+    with pytest.raises(PluginError, match="optimizer 'momentum'.*momentum must be in"):
+        prepare(_small_cfg(tmp_path, ["optimizer.momentum=1.5"]), plugin_host(), tmp_path)
+    with pytest.raises(PluginError, match="optimizer 'sgd'.*unexpected keyword argument 'beta1'"):
+        prepare(_small_cfg(tmp_path, ["optimizer=sgd", "+optimizer.beta1=0.9"]), plugin_host(), tmp_path)

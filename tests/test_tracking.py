@@ -1,0 +1,164 @@
+"""MLflow tracking through the real CLI, read back with MlflowClient from real SQLite stores."""
+
+import socket
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import SMALL, store_uri
+
+
+def _runs(workdir, **filters):
+    client = MlflowClient(store_uri(workdir))
+    experiment = client.get_experiment_by_name("mlpx")
+    assert experiment is not None
+    return client, client.search_runs([experiment.experiment_id], **filters)
+
+
+def test_run_logs_params_metric_histories_tags_and_artifacts(workdir, run_mlpx, tmp_path):
+    completed = run_mlpx([*SMALL, "optimizer.lr=0.05"], cwd=workdir)
+    assert completed.returncode == 0, completed.stderr
+    client, runs = _runs(workdir)
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_id in completed.stdout  # the closing summary names the run
+    assert "test_acc" in completed.stdout
+    assert "epoch 2/2" in completed.stderr and "val_acc" in completed.stderr
+
+    params = run.data.params
+    assert params["optimizer.lr"] == "0.05"
+    assert params["optimizer.name"] == "momentum"
+    assert params["model.hidden"] == "[32, 16]"
+    assert params["trainer.epochs"] == "2"
+    assert params["seed"] == "0"
+    assert params["tracking.uri"] == store_uri(workdir)
+
+    for key in ("train_loss", "val_loss", "val_ce", "val_acc", "epoch_seconds"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert sorted(m.step for m in history) == [1, 2], key
+    assert 0.5 < run.data.metrics["test_acc"] <= 1.0
+    assert run.data.metrics["test_ce"] > 0
+
+    tags = run.data.tags
+    assert tags["mlpx.plugin.optimizer"] == "momentum"
+    assert tags["mlpx.plugin.loss"] == "cross_entropy"
+    assert tags["mlpx.plugin.activation.source"] == "built-in"
+    assert tags["mlpx.plugin.activation.version"]
+    assert tags["mlpx.data.train_size"] == "2000"
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "weights.npz"} <= artifacts
+    local = client.download_artifacts(run.info.run_id, "weights.npz", str(tmp_path))
+    with np.load(local, allow_pickle=False) as weights:
+        assert weights["W1"].shape == (784, 32) and weights["W3"].shape == (16, 10)
+    config_text = open(client.download_artifacts(run.info.run_id, "config.yaml", str(tmp_path))).read()
+    assert "lr: 0.05" in config_text and "${" not in config_text  # resolved
+    # the store and artifacts live under the launch directory's outputs/, absolute
+    assert (workdir / "outputs" / "mlartifacts").is_dir()
+
+
+def test_same_seed_gives_identical_metrics_in_mlflow(workdir, run_mlpx):
+    for _ in range(2):
+        assert run_mlpx(SMALL, cwd=workdir).returncode == 0
+    client, runs = _runs(workdir)
+    histories = [
+        [m.value for m in sorted(client.get_metric_history(r.info.run_id, "val_ce"), key=lambda m: m.step)]
+        for r in runs
+    ]
+    assert histories[0] == histories[1]
+
+
+def test_crashing_run_is_failed_and_keeps_what_it_logged(tmp_path, workdir, run_mlpx):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "crash.py").write_text(
+        textwrap.dedent(
+            """
+            import mlpx
+
+            @mlpx.hookimpl
+            def on_epoch_end(epoch):
+                if epoch == 2:
+                    raise RuntimeError("disk on fire at epoch 2")
+            """
+        )
+    )
+    overrides = [o for o in SMALL if not o.startswith("trainer.epochs")] + ["trainer.epochs=3"]
+    completed = run_mlpx(overrides, cwd=workdir, env={"MLPX_PLUGINS_DIR": str(plugins)})
+    assert completed.returncode != 0
+    assert "disk on fire" in completed.stderr
+    client, runs = _runs(workdir)
+    run = runs[0]
+    assert run.info.status == "FAILED"
+    assert "disk on fire at epoch 2" in run.data.tags["mlpx.error"]
+    assert run.data.params["trainer.epochs"] == "3"
+    # observers registered for the run are called before file plugins, so epoch 2 got logged
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")] == [1, 2]
+
+
+def test_config_error_is_reported_without_traceback_and_recorded(workdir, run_mlpx):
+    completed = run_mlpx([*SMALL, "model.hidden=[32,0]"], cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
+    assert completed.returncode == 1
+    assert "model.hidden=[32, 0]: every layer needs >= 1 unit" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    _, runs = _runs(workdir)
+    assert runs[0].info.status == "FAILED"
+
+
+def test_multirun_groups_jobs_under_one_parent_run(workdir, run_mlpx):
+    completed = run_mlpx(["-m", "optimizer.lr=0.01,0.1", *SMALL], cwd=workdir)
+    assert completed.returncode == 0, completed.stderr
+    _, runs = _runs(workdir)
+    parents = [r for r in runs if r.data.tags.get("mlpx.sweep") == "parent"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["mlpx.sweep.jobs"] == "2"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.params["optimizer.lr"] for r in children) == ["0.01", "0.1"]
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert {r.info.run_name for r in children} >= {
+        "optimizer.lr=0.01,data.train_size=2000,data.val_size=1000,data.test_size=2000,trainer.epochs=2,model.hidden=[32,16]"
+    } or all("optimizer.lr=" in r.info.run_name for r in children)
+
+
+def test_multirun_with_a_failing_job_runs_the_others_and_fails_at_the_end(workdir, run_mlpx):
+    small = [o for o in SMALL if not o.startswith("model.hidden")]
+    completed = run_mlpx(["-m", "model.hidden=[16],[0],[8]", *small], cwd=workdir)
+    assert completed.returncode == 1
+    assert "1 of 3 jobs failed" in completed.stderr
+    assert "every layer needs >= 1 unit" in completed.stderr
+    _, runs = _runs(workdir)
+    parent = next(r for r in runs if r.data.tags.get("mlpx.sweep") == "parent")
+    assert parent.info.status == "FAILED"
+    statuses = sorted(r.info.status for r in runs if r.data.tags.get("mlflow.parentRunId"))
+    assert statuses == ["FAILED", "FINISHED", "FINISHED"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_tracking_server_fails_fast_before_training(workdir, run_mlpx):
+    uri = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    completed = run_mlpx([*SMALL, f"tracking.uri={uri}"], cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
+    assert completed.returncode == 1
+    assert f"cannot reach the MLflow tracking server at {uri}" in completed.stderr
+    assert "epoch 1/" not in completed.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("mode", [[], ["-m"]])
+def test_fresh_store_is_created_under_outputs(tmp_path, run_mlpx, mode):
+    completed = run_mlpx([*mode, *SMALL, "trainer.epochs=1"], cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "outputs" / "mlflow.db").is_file()
+    _, runs = _runs(tmp_path)
+    assert all(r.info.status == "FINISHED" for r in runs)
