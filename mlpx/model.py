@@ -4,13 +4,37 @@ Layer ``l`` (1-based) maps ``a[l-1]`` (n_samples, sizes[l-1]) to ``z[l] = a[l-1]
 of shape (n_samples, sizes[l]); hidden layers apply the activation, the last layer returns
 logits and leaves softmax to the loss. ``params`` and the gradients from ``backward`` are
 dicts with the same keys: ``W1`` (sizes[0], sizes[1]), ``b1`` (sizes[1],), ``W2``, ...
+
+Training passes reuse preallocated buffers, one set per batch size: BLAS writes straight into
+them (``out=``), and activations that accept an ``out`` argument write in place too. The
+input layer's gradient is never computed.
 """
 
-from typing import Any, Dict, List, Sequence
+import inspect
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 
 Arrays = Dict[str, np.ndarray]
+
+
+def _accepts_out(method: Callable[..., Any]) -> bool:
+    """Whether an activation method takes ``out=``, the optional in-place fast path."""
+    try:
+        return "out" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class _Buffers:
+    """Per-layer arrays for one batch size: z and a of each hidden layer, logits, grad_a."""
+
+    def __init__(self, n_samples: int, sizes: Sequence[int], dtype: np.dtype) -> None:
+        hidden = sizes[1:-1]
+        self.z = [np.empty((n_samples, units), dtype) for units in hidden]
+        self.a = [np.empty((n_samples, units), dtype) for units in hidden]
+        self.grad_a = [np.empty((n_samples, units), dtype) for units in hidden]
+        self.logits = np.empty((n_samples, sizes[-1]), dtype)
 
 
 class MLP:
@@ -34,48 +58,76 @@ class MLP:
             self.params[f"W{layer}"] = np.ascontiguousarray(weights, dtype=self.dtype)
             self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
         self.grads: Arrays = {key: np.zeros_like(p) for key, p in self.params.items()}
-        self._inputs: List[np.ndarray] = []  # a[l-1] for each layer l
-        self._pre_activations: List[np.ndarray] = []  # z[l] for each hidden layer
+        self._forward_out = _accepts_out(activation.forward)
+        self._backward_out = _accepts_out(activation.backward)
+        self._buffers: Dict[int, _Buffers] = {}
+        self._x: np.ndarray = np.empty((0, self.sizes[0]), self.dtype)
+        self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
+        self._a: List[np.ndarray] = []  # a[l] of each hidden layer, from the last forward
 
     def forward(self, x: np.ndarray, keep: bool = True) -> np.ndarray:
         """Logits (n_samples, n_classes) for ``x`` (n_samples, n_features).
 
-        ``keep`` stores what ``backward`` needs; pass False for evaluation.
+        With ``keep`` (training) the result lives in a reused buffer, valid until the next
+        ``forward`` of the same batch size, and ``backward`` may follow. ``keep=False``
+        (evaluation) returns fresh arrays and leaves the training state alone.
         """
-        inputs, pre_activations = [], []
+        if not keep:
+            return self._forward_fresh(x)
+        buffers = self._buffers.get(len(x))
+        if buffers is None:
+            buffers = self._buffers[len(x)] = _Buffers(len(x), self.sizes, self.dtype)
+        a = x
+        zs, activations = [], []
+        for layer in range(1, self.n_layers):
+            z = np.matmul(a, self.params[f"W{layer}"], out=buffers.z[layer - 1])
+            z += self.params[f"b{layer}"]
+            if self._forward_out:
+                a = self.activation.forward(z, out=buffers.a[layer - 1])
+            else:
+                a = self.activation.forward(z)
+            zs.append(z)
+            activations.append(a)
+        logits = np.matmul(a, self.params[f"W{self.n_layers}"], out=buffers.logits)
+        logits += self.params[f"b{self.n_layers}"]
+        self._x, self._z, self._a = x, zs, activations
+        self._grad_a = buffers.grad_a
+        return logits
+
+    def _forward_fresh(self, x: np.ndarray) -> np.ndarray:
         a = x
         for layer in range(1, self.n_layers + 1):
-            inputs.append(a)
             z = a @ self.params[f"W{layer}"]
             z += self.params[f"b{layer}"]
             if layer == self.n_layers:
-                if keep:
-                    self._inputs, self._pre_activations = inputs, pre_activations
                 return z
-            pre_activations.append(z)
             a = self.activation.forward(z)
         raise AssertionError("unreachable: a network has at least one layer")
 
     def backward(self, d_logits: np.ndarray) -> Arrays:
         """Gradients of the loss for every parameter, given dL/dlogits (n_samples, n_classes).
 
-        Uses the activations stored by the last ``forward``; returns ``self.grads``, whose arrays
-        are overwritten by the next call. The input layer's gradient is never computed.
+        Uses what the last ``forward(keep=True)`` stored; returns ``self.grads``, whose arrays
+        are overwritten by the next call.
         """
         delta = d_logits  # dL/dz of the current layer
         for layer in range(self.n_layers, 0, -1):
-            a_prev = self._inputs[layer - 1]
+            a_prev = self._x if layer == 1 else self._a[layer - 2]
             np.matmul(a_prev.T, delta, out=self.grads[f"W{layer}"])
-            np.sum(delta, axis=0, out=self.grads[f"b{layer}"])
-            if layer > 1:
-                grad_a = delta @ self.params[f"W{layer}"].T
-                z = self._pre_activations[layer - 2]
+            np.add.reduce(delta, axis=0, out=self.grads[f"b{layer}"])
+            if layer == 1:
+                break
+            grad_a = np.matmul(delta, self.params[f"W{layer}"].T, out=self._grad_a[layer - 2])
+            z = self._z[layer - 2]
+            if self._backward_out:
+                delta = self.activation.backward(z, a_prev, grad_a, out=grad_a)
+            else:
                 delta = self.activation.backward(z, a_prev, grad_a)
         return self.grads
 
     def logits(self, x: np.ndarray, batch_size: int = 5000) -> np.ndarray:
         """Logits for a whole dataset ``x`` (n_samples, n_features), in chunks to bound memory."""
-        parts = [self.forward(x[i : i + batch_size], keep=False) for i in range(0, len(x), batch_size)]
+        parts = [self._forward_fresh(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.empty((0, self.sizes[-1]), self.dtype)
 
     def weights(self) -> Arrays:

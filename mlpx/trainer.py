@@ -6,7 +6,7 @@ the observers the runner attaches.
 
 import math
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -31,6 +31,34 @@ def evaluate(model: MLP, loss: Any, x: np.ndarray, labels: np.ndarray, n_classes
         "ce": cross_entropy(logits, labels),
         "acc": float(np.mean(logits.argmax(axis=1) == labels)),
     }
+
+
+class _BatchGather:
+    """Copies a minibatch's rows into buffers reused across steps (no allocation per step)."""
+
+    def __init__(self, x: np.ndarray, y_onehot: np.ndarray) -> None:
+        self.x, self.y = x, y_onehot
+        self._buffers: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+
+    def rows(self, index: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(x rows, one-hot rows) of ``index``, valid until the next call with as many rows."""
+        buffers = self._buffers.get(len(index))
+        if buffers is None:
+            buffers = self._buffers[len(index)] = (
+                np.empty((len(index), self.x.shape[1]), self.x.dtype),
+                np.empty((len(index), self.y.shape[1]), self.y.dtype),
+            )
+        np.take(self.x, index, axis=0, out=buffers[0])
+        np.take(self.y, index, axis=0, out=buffers[1])
+        return buffers
+
+
+def _value_and_grad(loss: Any) -> Callable[[np.ndarray, np.ndarray], Tuple[float, np.ndarray]]:
+    """The loss's optional fused ``value_and_grad`` (one softmax per step), else value then grad."""
+    fused = getattr(loss, "value_and_grad", None)
+    if callable(fused):
+        return fused
+    return lambda logits, y_onehot: (loss.value(logits, y_onehot), loss.grad(logits, y_onehot))
 
 
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
@@ -68,6 +96,8 @@ def fit(
     steps_per_epoch = math.ceil(n_samples / batch_size)
     total_steps = epochs * steps_per_epoch
     base_lr = optimizer.lr
+    gather = _BatchGather(x, y_onehot)
+    value_and_grad = _value_and_grad(loss)
     history: List[Metrics] = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
@@ -76,9 +106,9 @@ def fit(
         for step in range(steps_per_epoch):
             batch = order[step * batch_size : (step + 1) * batch_size]
             optimizer.lr = base_lr * lr_factor(lr_schedule, (epoch - 1) * steps_per_epoch + step, total_steps)
-            logits = model.forward(x[batch])
-            targets = y_onehot[batch]
-            value = loss.value(logits, targets)
+            x_batch, targets = gather.rows(batch)
+            logits = model.forward(x_batch)
+            value, d_logits = value_and_grad(logits, targets)
             if not math.isfinite(value):
                 raise DivergenceError(
                     f"the training loss became {value} at epoch {epoch}, step {step + 1} "
@@ -86,7 +116,7 @@ def fit(
                 )
             loss_sum += value * len(batch)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
-            optimizer.step(model.params, model.backward(loss.grad(logits, targets)))
+            optimizer.step(model.params, model.backward(d_logits))
         val = evaluate(model, loss, x_val, data.y_val, data.n_classes)
         metrics = {
             "train_loss": loss_sum / n_samples,

@@ -1,0 +1,225 @@
+"""Epoch time of mlpx's trainer against a plain NumPy loop, PyTorch and JAX, on the same data.
+
+The seed network (784-300-75-10, ReLU, softmax cross-entropy), float32, plain SGD, one epoch
+over the 55,000 MNIST training images. Contenders run interleaved (one epoch each, in turn,
+``--repeats`` times) so a noisy neighbour hurts all of them alike; the first round is a warm-up
+and is dropped. Prints medians, ratios against the baseline (PyTorch when installed, else the
+plain NumPy loop) and the fraction of this machine's measured float32 GEMM peak.
+
+    python bench/epoch_speed.py [--batch-sizes 32 128 1024] [--repeats 7]
+
+PyTorch and JAX are optional: `pip install torch==2.13.0` (the CPU build on this machine) and
+`pip install jax`; they are never runtime dependencies of mlpx.
+"""
+
+import argparse
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import numpy as np
+
+from mlpx.builtins.activations import ReLU
+from mlpx.builtins.datasets import Mnist
+from mlpx.builtins.initializers import HeNormal
+from mlpx.builtins.losses import CrossEntropy
+from mlpx.builtins.optimizers import SGD
+from mlpx.model import MLP
+from mlpx.plugin_manager import load_plugins
+from mlpx.trainer import fit
+
+SIZES = [784, 300, 75, 10]
+LR = 0.01
+
+
+def epoch_gflop(n_samples: int) -> float:
+    """Forward, weight gradients of every layer, input gradients of all but the first layer."""
+    products = sum(a * b for a, b in zip(SIZES[:-1], SIZES[1:]))
+    backward_inputs = sum(a * b for a, b in zip(SIZES[1:-1], SIZES[2:]))
+    return 2 * n_samples * (2 * products + backward_inputs) / 1e9
+
+
+def gemm_peak_gflops(repeats: int = 5) -> float:
+    """Best float32 GEMM rate of this machine's BLAS, on the network's largest product."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2048, 784), dtype=np.float32)
+    b = rng.standard_normal((784, 2048), dtype=np.float32)
+    out = np.empty((2048, 2048), np.float32)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - started)
+    return 2 * 2048 * 784 * 2048 / best / 1e9
+
+
+def mlpx_contender(x, y, batch_size) -> Callable[[int], None]:
+    host = load_plugins(plugins_dirs=[])
+    model = MLP(SIZES, ReLU(), HeNormal(), np.random.default_rng(0))
+    loss, optimizer = CrossEntropy(), SGD(lr=LR)
+
+    class _Data:  # the trainer needs only these fields
+        x_train, y_train, x_val, y_val, n_classes = x, y, x[:1000], y[:1000], 10
+
+    def epoch(seed: int) -> None:
+        fit(
+            model,
+            loss,
+            optimizer,
+            _Data,
+            epochs=1,
+            batch_size=batch_size,
+            rng=np.random.default_rng(seed),
+            on_epoch_end=lambda e, m: host.pm.hook.on_epoch_end(run=None, epoch=e, metrics=m),
+        )
+
+    return epoch
+
+
+def plain_numpy_contender(x, y, batch_size) -> Callable[[int], None]:
+    """A straightforward vectorised loop: what a careful NumPy user writes first."""
+    rng = np.random.default_rng(0)
+    weights = [
+        (rng.standard_normal((i, o)) * np.sqrt(2 / i)).astype(np.float32)
+        for i, o in zip(SIZES[:-1], SIZES[1:])
+    ]
+    biases = [np.zeros(o, np.float32) for o in SIZES[1:]]
+    onehot = np.eye(10, dtype=np.float32)[y]
+
+    def epoch(seed: int) -> None:
+        order = np.random.default_rng(seed).permutation(len(x))
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            xb, yb = x[idx], onehot[idx]
+            z1 = xb @ weights[0] + biases[0]
+            a1 = np.maximum(z1, 0)
+            z2 = a1 @ weights[1] + biases[1]
+            a2 = np.maximum(z2, 0)
+            z3 = a2 @ weights[2] + biases[2]
+            p = np.exp(z3 - z3.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            d3 = (p - yb) / len(xb)
+            d2 = (d3 @ weights[2].T) * (z2 > 0)
+            d1 = (d2 @ weights[1].T) * (z1 > 0)
+            for w, b, d, a in (
+                (weights[2], biases[2], d3, a2),
+                (weights[1], biases[1], d2, a1),
+                (weights[0], biases[0], d1, xb),
+            ):
+                w -= LR * (a.T @ d)
+                b -= LR * d.sum(axis=0)
+
+    return epoch
+
+
+def torch_contender(x, y, batch_size) -> Callable[[int], None]:
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 300),
+        torch.nn.ReLU(),
+        torch.nn.Linear(300, 75),
+        torch.nn.ReLU(),
+        torch.nn.Linear(75, 10),
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def epoch(seed: int) -> None:
+        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(x)))
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+
+    return epoch
+
+
+def jax_contender(x, y, batch_size) -> Callable[[int], None]:
+    import jax
+    import jax.numpy as jnp
+
+    key = jax.random.PRNGKey(0)
+    params = []
+    for i, o in zip(SIZES[:-1], SIZES[1:]):
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (i, o), jnp.float32) * np.sqrt(2 / i), jnp.zeros(o)))
+
+    def loss_fn(params, xb, yb):
+        a = xb
+        for w, b in params[:-1]:
+            a = jax.nn.relu(a @ w + b)
+        logits = a @ params[-1][0] + params[-1][1]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1))
+
+    @jax.jit
+    def step(params, xb, yb):
+        grads = jax.grad(loss_fn)(params, xb, yb)
+        return jax.tree_util.tree_map(lambda p, g: p - LR * g, params, grads)
+
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    state = {"params": params}
+
+    def epoch(seed: int) -> None:
+        order = np.random.default_rng(seed).permutation(len(x))
+        p = state["params"]
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            p = step(p, xj[idx], yj[idx])
+        jax.block_until_ready(p)
+        state["params"] = p
+
+    return epoch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    data = Mnist().load()
+    x, y = data.x_train, data.y_train
+    peak = gemm_peak_gflops()
+    gflop = epoch_gflop(len(x))
+    print(
+        f"{len(x)} images per epoch, {gflop:.1f} GFLOP; float32 GEMM peak {peak:.0f} GFLOP/s "
+        f"-> floor {gflop / peak:.3f} s per epoch"
+    )
+    for batch_size in args.batch_sizes:
+        makers = {
+            "mlpx": mlpx_contender,
+            "plain numpy": plain_numpy_contender,
+            "pytorch": torch_contender,
+            "jax": jax_contender,
+        }
+        contenders: Dict[str, Callable[[int], None]] = {}
+        for name, make in makers.items():
+            try:
+                contenders[name] = make(x, y, batch_size)
+            except ImportError:
+                print(f"  ({name} not installed: skipped)")
+        times: Dict[str, List[float]] = {name: [] for name in contenders}
+        for repeat in range(args.repeats + 1):
+            for name, epoch in contenders.items():
+                started = time.perf_counter()
+                epoch(repeat)
+                if repeat:  # the first round warms caches, JIT and thread pools
+                    times[name].append(time.perf_counter() - started)
+        baseline = "pytorch" if "pytorch" in times else "plain numpy"
+        base = statistics.median(times[baseline])
+        print(f"\nbatch {batch_size}: median of {args.repeats} epochs, baseline {baseline}")
+        for name, values in times.items():
+            median = statistics.median(values)
+            print(
+                f"  {name:<12} {median:6.3f} s   x{base / median:4.2f} vs {baseline}   "
+                f"{gflop / median / peak:5.1%} of GEMM peak   (min {min(values):.3f}, max {max(values):.3f})"
+            )
+
+
+if __name__ == "__main__":
+    main()
