@@ -126,7 +126,7 @@ def _read_cache(cache_path: Path, spec: MnistFile) -> Optional[np.ndarray]:
     """The cached array, or None when absent or damaged (then it is rebuilt from the source)."""
     crc_path = cache_path.with_suffix(".crc32")
     try:
-        array = np.load(cache_path, allow_pickle=False)
+        array = np.load(cache_path, mmap_mode="r", allow_pickle=False)  # no copy: page cache
         expected_crc = int(crc_path.read_text())
     except (OSError, ValueError):
         return None
