@@ -160,3 +160,41 @@ def test_invalid_values_and_rejected_hyperparameters_fail_clearly(tmp_path):
         prepare(_small_cfg(tmp_path, ["optimizer.momentum=1.5"]), plugin_host(), tmp_path)
     with pytest.raises(PluginError, match="optimizer 'sgd'.*unexpected keyword argument 'beta1'"):
         prepare(_small_cfg(tmp_path, ["optimizer=sgd", "+optimizer.beta1=0.9"]), plugin_host(), tmp_path)
+
+
+def _reference_grads(params64, x, y, loss):
+    """Textbook backprop in float64 with fresh arrays: the oracle for the buffered fast path."""
+    n_layers = len(params64) // 2
+    activations, pre = [x], []
+    for layer in range(1, n_layers + 1):
+        z = activations[-1] @ params64[f"W{layer}"] + params64[f"b{layer}"]
+        pre.append(z)
+        activations.append(np.maximum(z, 0) if layer < n_layers else z)
+    delta = loss.grad(activations[-1], y)
+    grads = {}
+    for layer in range(n_layers, 0, -1):
+        grads[f"W{layer}"] = activations[layer - 1].T @ delta
+        grads[f"b{layer}"] = delta.sum(axis=0)
+        if layer > 1:
+            delta = (delta @ params64[f"W{layer}"].T) * (pre[layer - 2] > 0)
+    return grads
+
+
+def test_float32_fast_path_matches_float64_reference_across_batch_sizes():
+    rng = np.random.default_rng(7)
+    model = MLP([784, 300, 75, 10], ReLU(), HeNormal(), rng)  # float32, buffered
+    for key in model.params:
+        model.params[key] += np.float32(0.05) * rng.standard_normal(model.params[key].shape, np.float32)
+    params64 = {k: v.astype(np.float64) for k, v in model.params.items()}
+    loss = CrossEntropy()
+    for n_samples in (128, 37, 128, 1):  # a second buffer set, then the first again
+        x = rng.random((n_samples, 784), dtype=np.float32)
+        y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n_samples)]
+        model.forward(rng.random((5, 784), dtype=np.float32))  # another size in between
+        logits = model.forward(x)
+        grads = model.backward(loss.grad(logits, y))
+        expected = _reference_grads(params64, x.astype(np.float64), y.astype(np.float64), loss)
+        for key, value in expected.items():
+            assert grads[key].dtype == np.float32
+            scale = np.abs(value).max()
+            np.testing.assert_allclose(grads[key], value, rtol=0, atol=1e-5 * scale, err_msg=key)
