@@ -48,8 +48,9 @@ class _BatchGather:
                 np.empty((len(index), self.x.shape[1]), self.x.dtype),
                 np.empty((len(index), self.y.shape[1]), self.y.dtype),
             )
-        np.take(self.x, index, axis=0, out=buffers[0])
-        np.take(self.y, index, axis=0, out=buffers[1])
+        # mode="wrap": with out= the default "raise" writes through a temporary copy (2x slower)
+        np.take(self.x, index, axis=0, out=buffers[0], mode="wrap")
+        np.take(self.y, index, axis=0, out=buffers[1], mode="wrap")
         return buffers
 
 
