@@ -42,6 +42,10 @@ def register_activations(register):
 
     ``backward`` receives both the pre-activation ``z`` and the output ``a`` so either can be
     used; it must not modify its inputs, and must keep the dtype of ``z``.
+
+    Optional fast path: when ``forward`` and ``backward`` accept a keyword ``out``, the model
+    passes a preallocated array of the result's shape to write into (``backward`` may then
+    receive ``out=grad_a``, which it may overwrite) and uses the returned array.
     """
 
 
@@ -56,6 +60,9 @@ def register_losses(register):
         probs(logits) -> probabilities            # rows sum to 1, used for predictions
 
     ``logits`` and ``y_onehot`` are of shape (n_samples, n_classes).
+
+    Optional fast path: ``value_and_grad(logits, y_onehot) -> (value, d_logits)``, equal to
+    calling both, lets the trainer compute the softmax once per step.
     """
 
 
