@@ -18,18 +18,19 @@ from typing import Iterator, List, Optional, Tuple
 
 import pluggy
 
-from mlpx import hookspecs
+from mlpx import hookspecs, plugin_files
+from mlpx.plugin_files import plugin_dirs_from_environment
 from mlpx.registry import REGISTRATION_HOOKS, LoadFailure, Registry
 
 ENTRY_POINT_GROUP = "mlpx"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PLUGINS_DIR = PROJECT_ROOT / "plugins"
 
 _BUILTIN_MODULES = (
     "mlpx.builtins.activations",
     "mlpx.builtins.losses",
     "mlpx.builtins.initializers",
     "mlpx.builtins.optimizers",
+    "mlpx.builtins.more_optimizers",
     "mlpx.builtins.datasets",
 )
 
@@ -70,7 +71,7 @@ def load_plugins(
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm=pm, registry=Registry())
     if plugins_dirs is None:
-        plugins_dirs = _dirs_from_environment()
+        plugins_dirs = plugin_dirs_from_environment()
     if selected is None:
         selected = _selection_from_environment()
 
@@ -91,13 +92,6 @@ def load_plugins(
     _drop_unknown_hooks(host)
     _collect_registrations(host)
     return host
-
-
-def _dirs_from_environment() -> List[Path]:
-    value = os.environ.get("MLPX_PLUGINS_DIR")
-    if value is None:
-        return [DEFAULT_PLUGINS_DIR]
-    return [Path(p) for p in value.split(os.pathsep) if p]
 
 
 def _selection_from_environment() -> Optional[List[str]]:
@@ -123,12 +117,15 @@ def _external_plugins(plugins_dirs: List[Path]) -> Iterator[Tuple[str, str, str,
 
 
 def _import_file(path: Path) -> object:
-    module_name = f"mlpx_plugins.{path.stem}"
+    module_name = f"{plugin_files.__name__}.{path.stem}"
+    existing = sys.modules.get(module_name)
+    if existing is not None and Path(getattr(existing, "__file__", "")).resolve() == path.resolve():
+        return existing  # imported already, e.g. while a joblib worker unpickled the ConfigStore
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+    sys.modules[module_name] = module  # dataclasses and pickle look classes up by module name
     try:
         spec.loader.exec_module(module)
     except BaseException:

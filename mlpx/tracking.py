@@ -40,8 +40,8 @@ def probe_server(uri: str, timeout: float = 5.0) -> None:
         raise TrackingError(
             f"cannot reach the MLflow tracking server at {uri} ({reason}). Start it, e.g. "
             "`mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri "
-            "sqlite:///outputs/mlflow.db`, or drop the tracking.uri override to use the local "
-            "store under outputs/."
+            "sqlite:///outputs/server.db --artifacts-destination outputs/server-artifacts`, "
+            "or track into the local store under outputs/ (tracking=mlflow, the default)."
         ) from exc
 
 

@@ -191,7 +191,7 @@ def test_training_with_a_plugin_file_while_another_is_broken(tmp_path, workdir, 
 
 
 def test_shipped_example_plugin_loads_and_its_backward_matches_central_differences():
-    from mlpx.plugin_manager import DEFAULT_PLUGINS_DIR
+    from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
 
     host = load_plugins(plugins_dirs=[DEFAULT_PLUGINS_DIR])
     assert host.failures == []

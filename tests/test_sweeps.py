@@ -1,0 +1,116 @@
+"""Sweeps that scale: parallel jobs on a brand-new store, and a real `mlflow server` on loopback."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import SMALL, store_uri
+
+
+def _sweep_runs(client):
+    experiment = client.get_experiment_by_name("mlpx")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("mlpx.sweep") == "parent"]
+    assert len(parents) == 1, [r.data.tags for r in runs]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    return parents[0], children
+
+
+def _assert_complete(client, parent, children, expected_jobs, epochs=2):
+    assert parent.info.status == "FINISHED"
+    assert len(children) == expected_jobs
+    for run in children:
+        assert run.info.status == "FINISHED", run.data.tags.get("mlpx.error")
+        for key in ("train_loss", "val_ce", "val_acc", "epoch_seconds"):
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+            assert steps == list(range(1, epochs + 1)), (run.info.run_name, key)
+        assert "test_acc" in run.data.metrics
+
+
+def test_parallel_jobs_on_a_brand_new_store_lose_nothing(tmp_path, run_mlpx):
+    completed = run_mlpx(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "optimizer.lr=0.01,0.03,0.1,0.3", *SMALL],
+        cwd=tmp_path,  # no outputs/ yet: the sweep creates and migrates the store once
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "database is locked" not in completed.stderr
+    assert "_alembic_tmp" not in completed.stderr
+    client = MlflowClient(store_uri(tmp_path))
+    parent, children = _sweep_runs(client)
+    _assert_complete(client, parent, children, expected_jobs=4)
+    assert sorted(r.data.params["optimizer.lr"] for r in children) == ["0.01", "0.03", "0.1", "0.3"]
+    assert len({r.data.tags["mlpx.output_dir"] for r in children}) == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a free loopback port with a SQLite backend and artifact serving."""
+    root = tmp_path_factory.mktemp("server")
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{root / 'server.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "server.log", "w"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log = (root / "server.log").read_text()
+                    raise RuntimeError(f"mlflow server did not start: {log}") from None
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def test_sweep_against_a_real_tracking_server(tmp_path, run_mlpx, mlflow_server):
+    completed = run_mlpx(
+        ["-m", "tracking=server", "optimizer.lr=0.05,0.1", *SMALL],
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": mlflow_server},
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to the local store
+    client = MlflowClient(mlflow_server)
+    parent, children = _sweep_runs(client)
+    _assert_complete(client, parent, children, expected_jobs=2)
+    artifacts = {a.path for a in client.list_artifacts(children[0].info.run_id)}
+    assert {"config.yaml", "weights.npz"} <= artifacts
+    local = client.download_artifacts(children[0].info.run_id, "config.yaml", str(tmp_path))
+    assert mlflow_server in open(local).read()  # served back through the server
