@@ -10,11 +10,15 @@ warnings, so the failures are logged and left in ``failed_sweeps`` for the CLI's
 import atexit
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from mlpx.plots import sweep_plot
+from mlpx.sweep_summary import summarize
 from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment
 
 log = logging.getLogger("mlpx")
@@ -61,6 +65,8 @@ class SweepTracking(Callback):
         failed = [run for run in children if run.info.status != "FINISHED"]
         self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children)))
         self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed)))
+        if children:
+            self._log_summary(config, children)
         parent_id = self._parent_id
         self._finish("FAILED" if failed else "FINISHED")
         if failed:
@@ -74,6 +80,30 @@ class SweepTracking(Callback):
             log.error("%s", message)
             return
         log.info("sweep finished: %d runs under parent run %s", len(children), parent_id)
+
+    def _log_summary(self, config: DictConfig, children: List[Any]) -> None:
+        """Table, best run and plot of the sweep, on the parent run."""
+        metric = OmegaConf.select(config, "tracking.best_metric", default="val_acc")
+        mode = OmegaConf.select(config, "tracking.best_mode", default="max")
+        summary = summarize(children, metric, str(getattr(mode, "value", mode)))
+        parent = self._parent_id
+        self._client.log_text(parent, summary.to_csv(), "sweep_summary.csv")
+        self._client.log_text(parent, summary.to_markdown(), "sweep_summary.md")
+        if summary.best is None:
+            return
+        best = summary.best
+        for key, value in (
+            ("mlpx.sweep.best_run_id", best["run_id"]),
+            ("mlpx.sweep.best_run_name", best["run_name"]),
+            ("mlpx.sweep.best_metric", f"{mode} {metric}"),
+        ):
+            self._client.set_tag(parent, key, value)
+        self._client.log_metric(parent, f"best_{metric}", best[metric])
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"sweep_{metric}.png"
+            path.write_bytes(sweep_plot(summary))
+            self._client.log_artifact(parent, str(path))
+        log.info("best run by %s %s: %s (%s = %.4g)", mode, metric, best["run_name"], metric, best[metric])
 
     def _children(self) -> List[Any]:
         return self._client.search_runs(

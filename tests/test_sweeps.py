@@ -1,5 +1,6 @@
 """Sweeps that scale: parallel jobs on a brand-new store, and a real `mlflow server` on loopback."""
 
+import csv
 import os
 import signal
 import socket
@@ -114,3 +115,23 @@ def test_sweep_against_a_real_tracking_server(tmp_path, run_mlpx, mlflow_server)
     assert {"config.yaml", "weights.npz"} <= artifacts
     local = client.download_artifacts(children[0].info.run_id, "config.yaml", str(tmp_path))
     assert mlflow_server in open(local).read()  # served back through the server
+
+
+def test_sweep_summary_on_the_parent_run(workdir, run_mlpx, tmp_path):
+    small = [o for o in SMALL if not o.startswith("model.hidden")]
+    completed = run_mlpx(["-m", "optimizer.lr=0.01,0.2", "model.hidden=[16],[0]", *small], cwd=workdir)
+    assert completed.returncode == 1  # the [0] jobs fail; the summary still covers all four
+    client = MlflowClient(store_uri(workdir))
+    parent, children = _sweep_runs(client)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep_summary.csv", "sweep_summary.md", "sweep_val_acc.png"} <= artifacts
+    with open(client.download_artifacts(parent.info.run_id, "sweep_summary.csv", str(tmp_path))) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4
+    assert {"optimizer.lr", "model.hidden", "status", "seconds", "val_acc"} <= set(rows[0])
+    assert sorted(r["status"] for r in rows) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    best = max(finished, key=lambda r: r.data.metrics["val_acc"])
+    assert parent.data.tags["mlpx.sweep.best_run_id"] == best.info.run_id
+    assert parent.data.tags["mlpx.sweep.best_metric"] == "max val_acc"
+    assert parent.data.metrics["best_val_acc"] == best.data.metrics["val_acc"]
