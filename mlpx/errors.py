@@ -18,7 +18,11 @@ class DataError(MlpxError):
 
 
 class DivergenceError(MlpxError):
-    """Training produced a non-finite loss."""
+    """Training produced a non-finite or exploding loss, at ``epoch`` and ``step`` (1-based)."""
+
+    def __init__(self, message: str, epoch: int = 0, step: int = 0) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
 class TrackingError(MlpxError):

@@ -112,7 +112,9 @@ def on_run_start(run):
 @hookspec
 def on_epoch_end(run, epoch, metrics):
     """An epoch finished. ``epoch`` counts from 1; ``metrics`` maps metric names
-    (``train_loss``, ``val_loss``, ``val_ce``, ``val_acc``, ``epoch_seconds``, ...) to floats."""
+    (``train_loss``, ``val_loss``, ``val_ce``, ``val_acc``, ``epoch_seconds``, ...) to floats.
+
+    Return a sentence saying why to stop training now (early stopping), or None to go on."""
 
 
 @hookspec

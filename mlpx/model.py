@@ -11,7 +11,7 @@ input layer's gradient is never computed.
 """
 
 import inspect
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -124,6 +124,19 @@ class MLP:
             else:
                 delta = self.activation.backward(z, a_prev, grad_a)
         return self.grads
+
+    def forward_hidden(self, x: np.ndarray, batch_size: int = 5000) -> Tuple[np.ndarray, List[np.ndarray]]:
+        """Logits (n_samples, n_classes) and every hidden layer's output (n_samples, units)."""
+        logits, hidden = [], [[] for _ in range(self.n_layers - 1)]
+        for start in range(0, len(x), batch_size):
+            a = x[start : start + batch_size]
+            for layer in range(1, self.n_layers):
+                z = a @ self.params[f"W{layer}"]
+                z += self.params[f"b{layer}"]
+                a = self.activation.forward(z)
+                hidden[layer - 1].append(a)
+            logits.append(a @ self.params[f"W{self.n_layers}"] + self.params[f"b{self.n_layers}"])
+        return np.concatenate(logits), [np.concatenate(parts) for parts in hidden]
 
     def logits(self, x: np.ndarray, batch_size: int = 5000) -> np.ndarray:
         """Logits for a whole dataset ``x`` (n_samples, n_features), in chunks to bound memory."""

@@ -8,7 +8,7 @@ Neither prints nor touches MLflow: observers do that.
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 from omegaconf import DictConfig
@@ -41,6 +41,7 @@ class RunResult:
     test: Metrics  # test_acc, test_ce, test_loss
     weights: Dict[str, np.ndarray]
     seconds: float
+    stop_reason: Optional[str] = None  # why training stopped early, if it did
 
 
 def validate(cfg: DictConfig) -> None:
@@ -106,7 +107,7 @@ def execute(run: RunContext, hook: Any) -> RunResult:
     cfg, data = run.cfg, run.dataset
     hook.on_run_start(run=run)
     try:
-        history = fit(
+        fitted = fit(
             run.model,
             run.instances["loss"],
             run.instances["optimizer"],
@@ -115,12 +116,15 @@ def execute(run: RunContext, hook: Any) -> RunResult:
             batch_size=cfg.trainer.batch_size,
             rng=run.shuffle_rng,
             lr_schedule=cfg.trainer.lr_schedule.value,
-            on_epoch_end=lambda epoch, metrics: hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics),
+            on_epoch_end=lambda epoch, metrics: _stop_reason(
+                hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics)
+            ),
         )
         x_test = data.x_test.astype(run.model.dtype, copy=False)
         test = evaluate(run.model, run.instances["loss"], x_test, data.y_test, data.n_classes)
         result = RunResult(
-            history=history,
+            history=fitted.history,
+            stop_reason=fitted.stop_reason,
             test={f"test_{name}": value for name, value in test.items()},
             weights=run.model.weights(),
             seconds=time.perf_counter() - started,
@@ -130,3 +134,8 @@ def execute(run: RunContext, hook: Any) -> RunResult:
         raise
     hook.on_run_end(run=run, result=result, error=None)
     return result
+
+
+def _stop_reason(results: List[Optional[str]]) -> Optional[str]:
+    """The first reason to stop returned by an ``on_epoch_end`` implementation, if any."""
+    return next((reason for reason in results if reason), None)

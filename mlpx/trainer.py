@@ -6,11 +6,14 @@ the observers the runner attaches.
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from mlpx.datasets import Dataset
+from mlpx.diagnostics.calibration import calibration_metrics
+from mlpx.diagnostics.health import can_die, dead_unit_shares, norms, update_ratios
 from mlpx.errors import DivergenceError
 from mlpx.model import MLP
 from mlpx.numerics import cross_entropy, one_hot
@@ -24,7 +27,11 @@ def evaluate(model: MLP, loss: Any, x: np.ndarray, labels: np.ndarray, n_classes
     ``ce`` is always cross-entropy of the softmax of the logits, whatever ``loss`` is: the
     honest measure of how much probability the model puts on the right class.
     """
-    logits = model.logits(x)
+    return evaluate_logits(loss, model.logits(x), labels, n_classes)
+
+
+def evaluate_logits(loss: Any, logits: np.ndarray, labels: np.ndarray, n_classes: int) -> Metrics:
+    """``evaluate`` on logits (n_samples, n_classes) already computed."""
     y_onehot = one_hot(labels, n_classes, logits.dtype)
     return {
         "loss": float(loss.value(logits, y_onehot)),
@@ -69,6 +76,12 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     return 1.0
 
 
+@dataclass
+class FitResult:
+    history: List[Metrics]  # one dict per epoch, as passed to on_epoch_end
+    stop_reason: Optional[str] = None  # why training stopped before the last epoch, if it did
+
+
 def fit(
     model: MLP,
     loss: Any,
@@ -79,14 +92,20 @@ def fit(
     batch_size: int,
     rng: np.random.Generator,
     lr_schedule: str = "constant",
-    on_epoch_end: Optional[Callable[[int, Metrics], None]] = None,
-) -> List[Metrics]:
-    """Train ``model`` in place for ``epochs``; return one metrics dict per epoch.
+    health: bool = False,
+    divergence_factor: float = 1e3,
+    on_epoch_end: Optional[Callable[[int, Metrics], Optional[str]]] = None,
+) -> FitResult:
+    """Train ``model`` in place for up to ``epochs``; return the metrics of every epoch.
 
     Each epoch visits the training set in an order drawn from ``rng``. Metrics: ``train_loss``
     (mean over the epoch's batches, as trained), ``train_acc`` (on those batches),
-    ``val_loss``, ``val_ce``, ``val_acc``, ``lr`` (at the epoch's end) and ``epoch_seconds``.
-    Raises DivergenceError at the first non-finite training loss.
+    ``val_loss``, ``val_ce``, ``val_acc``, ``lr`` (at the epoch's end), ``epoch_seconds``, and
+    with ``health`` the metrics of ``mlpx.diagnostics`` (norms, update ratios, dead units,
+    calibration). ``on_epoch_end`` may return a reason to stop early.
+
+    Raises DivergenceError at the first non-finite training loss, or one above
+    ``divergence_factor`` times the first step's loss.
     """
     x, labels = data.x_train, data.y_train
     if x.dtype != model.dtype:
@@ -95,41 +114,95 @@ def fit(
     x_val = data.x_val.astype(model.dtype, copy=False)
     n_samples = len(x)
     steps_per_epoch = math.ceil(n_samples / batch_size)
-    total_steps = epochs * steps_per_epoch
+    measured_step = max(0, n_samples // batch_size - 1)  # the epoch's last full batch
     base_lr = optimizer.lr
     gather = _BatchGather(x, y_onehot)
     value_and_grad = _value_and_grad(loss)
+    guard = _DivergenceGuard(divergence_factor)
     history: List[Metrics] = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         order = rng.permutation(n_samples)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, ratios = 0.0, 0, {}
         for step in range(steps_per_epoch):
             batch = order[step * batch_size : (step + 1) * batch_size]
-            optimizer.lr = base_lr * lr_factor(lr_schedule, (epoch - 1) * steps_per_epoch + step, total_steps)
+            global_step = (epoch - 1) * steps_per_epoch + step
+            optimizer.lr = base_lr * lr_factor(lr_schedule, global_step, epochs * steps_per_epoch)
             x_batch, targets = gather.rows(batch)
             logits = model.forward(x_batch)
             value, d_logits = value_and_grad(logits, targets)
-            if not math.isfinite(value):
-                raise DivergenceError(
-                    f"the training loss became {value} at epoch {epoch}, step {step + 1} "
-                    f"(lr {optimizer.lr:.3g}); lower optimizer.lr or check the loss plugin"
-                )
+            guard.check(value, epoch, step + 1, optimizer.lr)
             loss_sum += value * len(batch)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
-            optimizer.step(model.params, model.backward(d_logits))
-        val = evaluate(model, loss, x_val, data.y_val, data.n_classes)
-        metrics = {
-            "train_loss": loss_sum / n_samples,
-            "train_acc": correct / n_samples,
-            "val_loss": val["loss"],
-            "val_ce": val["ce"],
-            "val_acc": val["acc"],
-            "lr": float(optimizer.lr),
-            "epoch_seconds": time.perf_counter() - started,
-        }
+            grads = model.backward(d_logits)
+            if health and step == measured_step:
+                before = {k: v.copy() for k, v in model.params.items() if k.startswith("W")}
+                optimizer.step(model.params, grads)
+                ratios = update_ratios(before, model.params)
+            else:
+                optimizer.step(model.params, grads)
+        metrics = {"train_loss": loss_sum / n_samples, "train_acc": correct / n_samples}
+        metrics.update(_validation_metrics(model, loss, x_val, data, health))
+        if health:
+            metrics.update(ratios)
+            metrics.update(_probe_metrics(model, loss, x, y_onehot))
+        metrics["lr"] = float(optimizer.lr)
+        metrics["epoch_seconds"] = time.perf_counter() - started
         history.append(metrics)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
+        reason = on_epoch_end(epoch, metrics) if on_epoch_end is not None else None
+        if reason:
+            optimizer.lr = base_lr
+            return FitResult(history, stop_reason=reason)
     optimizer.lr = base_lr
-    return history
+    return FitResult(history)
+
+
+class _DivergenceGuard:
+    """Stops training on a non-finite loss or one that explodes past a factor of the first."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        self.first: Optional[float] = None
+
+    def check(self, value: float, epoch: int, step: int, lr: float) -> None:
+        if self.first is None and math.isfinite(value):
+            self.first = max(value, 1e-12)
+        exploded = self.first is not None and value > self.factor * self.first
+        if math.isfinite(value) and not exploded:
+            return
+        what = (
+            f"became {value}"
+            if not math.isfinite(value)
+            else (f"exploded to {value:.4g}, over {self.factor:g} x its first value {self.first:.4g}")
+        )
+        raise DivergenceError(
+            f"the training loss {what} at epoch {epoch}, step {step} (lr {lr:.3g}): "
+            "lower optimizer.lr, or check the loss and its gradient with `mlpx check`",
+            epoch=epoch,
+            step=step,
+        )
+
+
+def _validation_metrics(model: MLP, loss: Any, x_val: np.ndarray, data: Dataset, health: bool) -> Metrics:
+    if not health:
+        val = evaluate(model, loss, x_val, data.y_val, data.n_classes)
+        return {"val_loss": val["loss"], "val_ce": val["ce"], "val_acc": val["acc"]}
+    logits, hidden = model.forward_hidden(x_val)
+    val = evaluate_logits(loss, logits, data.y_val, data.n_classes)
+    metrics = {"val_loss": val["loss"], "val_ce": val["ce"], "val_acc": val["acc"]}
+    calibration = calibration_metrics(logits, data.y_val)
+    metrics["val_confidence"] = calibration["confidence"]
+    metrics["val_ece"] = calibration["ece"]
+    metrics["val_ce_top1pct_share"] = calibration["top1pct_share"]
+    if can_die(model.activation):
+        metrics.update(dead_unit_shares(hidden))
+    return metrics
+
+
+def _probe_metrics(model: MLP, loss: Any, x: np.ndarray, y_onehot: np.ndarray, n_probe: int = 512) -> Metrics:
+    """Weight norms, and gradient norms on a fixed probe batch (the first training rows)."""
+    metrics = norms(model.params, "weight_norm")
+    probe_x = np.ascontiguousarray(x[:n_probe])
+    logits = model.forward(probe_x)
+    metrics.update(norms(model.backward(loss.grad(logits, y_onehot[:n_probe])), "grad_norm"))
+    return metrics
