@@ -56,3 +56,107 @@ def sweep_plot(summary: SweepSummary) -> bytes:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{summary.metric} across the sweep ({len(rows)} runs)")
     return _png(plt, fig)
+
+
+def curves_plot(history: List[dict]) -> bytes:
+    """Loss and accuracy per epoch: training against validation, training loss against val_ce."""
+    plt, fig, (ax_loss, ax_ce, ax_acc) = _figure(3)
+    epochs = list(range(1, len(history) + 1))
+    series = lambda key: [m.get(key, float("nan")) for m in history]  # noqa: E731
+    ax_loss.plot(epochs, series("train_loss"), label="train_loss")
+    ax_loss.plot(epochs, series("val_loss"), label="val_loss")
+    ax_loss.set_title("training loss (as trained)")
+    ax_ce.plot(epochs, series("val_ce"), color="tab:red", label="val_ce")
+    ax_ce.set_title("validation cross-entropy (honest)")
+    best = min(range(len(history)), key=lambda i: history[i].get("val_ce", float("inf")))
+    ax_ce.axvline(best + 1, color="grey", linestyle=":", label=f"min at epoch {best + 1}")
+    ax_acc.plot(epochs, series("train_acc"), label="train_acc")
+    ax_acc.plot(epochs, series("val_acc"), label="val_acc")
+    ax_acc.set_title("accuracy")
+    for ax in (ax_loss, ax_ce, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _png(plt, fig)
+
+
+def health_plot(history: List[dict]) -> bytes:
+    """Per-layer gradient norms, update ratios and dead units, and calibration, per epoch."""
+    groups = [
+        ("grad_norm/", "gradient norm", True),
+        ("update_ratio/", "update / weight", True),
+        ("dead_units/", "dead units (share)", False),
+    ]
+    plt, fig, axes = _figure(4)
+    epochs = list(range(1, len(history) + 1))
+    for ax, (prefix, title, log_scale) in zip(axes, groups):
+        keys = sorted({k for m in history for k in m if k.startswith(prefix)})
+        for key in keys:
+            ax.plot(epochs, [m.get(key, float("nan")) for m in history], label=key.split("/")[1])
+        if log_scale and keys:
+            ax.set_yscale("log")
+        if prefix == "update_ratio/":
+            ax.axhline(1e-3, color="grey", linestyle=":", label="~1e-3 healthy")
+        ax.set_title(title)
+    for key in ("val_confidence", "val_ece", "val_ce_top1pct_share"):
+        axes[3].plot(epochs, [m.get(key, float("nan")) for m in history], label=key)
+    axes[3].set_title("calibration (validation)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return _png(plt, fig)
+
+
+def confusion_plot(labels, predicted, n_classes: int) -> bytes:
+    """Confusion matrix of the test set: rows true class, columns predicted class."""
+    import numpy as np
+
+    matrix = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(matrix, (labels, predicted), 1)
+    plt, fig, (ax,) = _figure(1)
+    fig.set_size_inches(5.2, 4.6)
+    ax.imshow(np.log1p(matrix), cmap="Blues")
+    for i in range(n_classes):
+        for j in range(n_classes):
+            if matrix[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if i == j else "black",
+                )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_xticks(range(n_classes))
+    ax.set_yticks(range(n_classes))
+    ax.set_title(f"test confusion matrix ({int(np.trace(matrix))}/{matrix.sum()} right)")
+    return _png(plt, fig)
+
+
+def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
+    """The test images misclassified with the highest confidence, with their probabilities."""
+    import numpy as np
+
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
+    columns = 8
+    rows = max(1, -(-len(order) // columns))
+    plt, fig, _ = _figure(1)
+    plt.close(fig)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    side = int(round(np.sqrt(images.shape[1])))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, index in zip(axes.ravel(), order):
+        ax.imshow(images[index].reshape(side, side), cmap="gray_r")
+        truth, guess = labels[index], predicted[index]
+        title = f"true {truth} p={probs[index, truth]:.2f}\nsaid {guess} p={probs[index, guess]:.2f}"
+        ax.set_title(title, fontsize=7)
+    fig.suptitle("most confident mistakes (test set)", fontsize=9)
+    return _png(plt, fig)
