@@ -6,12 +6,17 @@ from typing import List
 from mlpx.sweep_summary import SweepSummary
 
 
-def _figure(n_panels: int):
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, never a window
     from matplotlib import pyplot as plt
 
+    return plt
+
+
+def _figure(n_panels: int):
+    plt = _pyplot()
     fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.4), squeeze=False)
     return plt, fig, list(axes[0])
 
@@ -147,8 +152,7 @@ def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
     order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
     columns = 8
     rows = max(1, -(-len(order) // columns))
-    plt, fig, _ = _figure(1)
-    plt.close(fig)
+    plt = _pyplot()
     fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
     side = int(round(np.sqrt(images.shape[1])))
     for ax in axes.ravel():
