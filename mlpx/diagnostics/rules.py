@@ -16,6 +16,8 @@ CROSS_ENTROPY_LOSSES = ("cross_entropy", "label_smoothing")
 
 #: thresholds of the rules, in one place
 RISE = 0.05  # relative rise of validation cross-entropy above its minimum that counts
+OVERFIT_RISE = 0.10  # relative rise of validation loss above its minimum, for overfitting
+OVERFIT_ACC_DROP = 0.01  # absolute drop of validation accuracy below its best, for overfitting
 HEALTHY_UPDATE_RATIO = 1e-3
 HIGH_UPDATE_RATIO = 1e-2
 LOW_UPDATE_RATIO = 1e-4
@@ -42,6 +44,10 @@ def diagnose(history: Sequence[Metrics], loss_name: str, stop_reason: Optional[s
         finding = rule(history, loss_name)
         if finding is not None:
             findings.append(finding)
+    rules = {f.rule for f in findings}
+    if "learning rate too low" in rules and rules & {"learning rate too high", "dead units"}:
+        # tiny updates of a network whose units died, or whose loss jumps, are no call for more
+        findings = [f for f in findings if f.rule != "learning rate too low"]
     if stop_reason:
         findings.append(Finding("early stop", stop_reason))
     return findings
@@ -117,9 +123,9 @@ def _overfitting(history: Sequence[Metrics], loss_name: str) -> Optional[Finding
         return None
     best = min(range(len(val)), key=val.__getitem__)
     best_acc = max(acc)
-    if best == len(val) - 1 or train[-1] >= train[best] or acc[-1] > best_acc - 0.005:
+    if best == len(val) - 1 or train[-1] >= train[best] or acc[-1] > best_acc - OVERFIT_ACC_DROP:
         return None
-    if val[-1] < val[best] * (1 + RISE):
+    if val[-1] < val[best] * (1 + OVERFIT_RISE):
         return None
     return Finding(
         "overfitting",
@@ -155,7 +161,7 @@ def _lr_too_high(history: Sequence[Metrics], loss_name: str) -> Optional[Finding
         facts.append(f"the training loss climbed from {train[0]:.4f} to {train[-1]:.4f}")
     elif oscillating:
         facts.append(f"the training loss went up in {ups} of {len(train) - 1} epochs")
-    if ratios:
+    if large:
         facts.append(
             f"one optimizer step changed the weights by {median(ratios):.1e} of their size (healthy: ~1e-3)"
         )
