@@ -1,4 +1,5 @@
-"""The command line: `mlpx [hydra overrides]` trains; `mlpx plugins [--json]` lists plugins.
+"""The command line: `mlpx [hydra overrides]` trains; `mlpx plugins [--json]` lists plugins;
+`mlpx check [--json] [NAME ...]` runs the plugin checks.
 
 Plugins are loaded before Hydra composes the config, so each plugin's hyperparameter
 dataclass is a config group option Hydra can validate.
@@ -17,10 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpx import sweep
 from mlpx.config import store_configs
-from mlpx.errors import MlpxError
+from mlpx.errors import MlpxError, PluginError
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
-from mlpx.runner import chosen_components, execute, prepare
+from mlpx.runner import check_run, chosen_components, execute, prepare
 from mlpx.tracking import MlflowTracker, flatten, git_commit, ui_hint
 
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -41,6 +42,8 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["plugins"]:
         sys.exit(plugins_command(args[1:]))
+    if args[:1] == ["check"]:
+        sys.exit(check_command(args[1:]))
     host = plugin_host()
     for failure in host.failures:
         print(f"mlpx: warning: {failure}", file=sys.stderr)
@@ -70,6 +73,53 @@ def plugins_command(args: List[str]) -> int:
         for f in failures:
             print(f"FAILED       {f['plugin']:<16} {f['source']}: {f['error']}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def check_command(args: List[str]) -> int:
+    """Run the plugin checks on every registered plugin, or on those named; print the reports.
+
+    Exit 0 when every check passes, 1 when any fails (or, checking all, a plugin failed to
+    load), 2 on a usage error.
+    """
+    from mlpx.checks import CHECKED_KINDS, check_component
+
+    usage = "usage: mlpx check [--json] [NAME ...]"
+    if any(a.startswith("-") and a != "--json" for a in args):
+        print(usage, file=sys.stderr)
+        return 2
+    names = [a for a in args if a != "--json"]
+    host = plugin_host()
+    registered = host.registry.components()
+    unknown = [n for n in names if not any(c.name == n for c in registered)]
+    if unknown:
+        available = ", ".join(sorted({c.name for c in registered if c.kind in CHECKED_KINDS}))
+        print(f"mlpx check: no plugin named {', '.join(unknown)}. Available: {available}", file=sys.stderr)
+        print(usage, file=sys.stderr)
+        return 2
+    chosen = [c for c in registered if c.kind in CHECKED_KINDS and (not names or c.name in names)]
+    for c in registered:
+        if c.kind not in CHECKED_KINDS and c.name in names:
+            print(f"mlpx check: {c.kind} '{c.name}' skipped: datasets are not checked", file=sys.stderr)
+    reports = [check_component(c) for c in chosen]
+    failures = [] if names else host.failures
+    if "--json" in args:
+        listing = {
+            "reports": [r.as_dict() for r in reports],
+            "failures": [{"plugin": f.plugin, "source": f.source, "error": f.error} for f in failures],
+        }
+        print(json.dumps(listing, indent=2))
+    else:
+        for component, report in zip(chosen, reports, strict=True):
+            verdict = "ok  " if report.ok else "FAIL"
+            print(f"{verdict}  {component.kind:<12} {component.name:<16} {component.source}")
+            if not report.ok:
+                details = str(report).splitlines()[1:]  # the first line repeats the label
+                print("\n".join("    " + line for line in details if not line.lstrip().startswith("passed:")))
+        for f in failures:
+            print(f"FAILED TO LOAD  {f.plugin:<16} {f.source}: {f.error}", file=sys.stderr)
+        failed = sum(not r.ok for r in reports)
+        print(f"{len(reports)} plugins checked: {len(reports) - failed} passed, {failed} failed")
+    return 1 if failures or not all(r.ok for r in reports) else 0
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -106,6 +156,15 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     try:
         tracker.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
         run = prepare(cfg, host, output_dir)
+        if cfg.checks.enabled:
+            checks = check_run(run)
+            tracker.log_metrics({"gradcheck_rel_err": checks.network.error}, step=0)
+            if not checks.ok:
+                raise PluginError(checks.failure_message())
+            log.info(
+                "plugin checks passed; network gradient check: worst relative error %.2g",
+                checks.network.error,
+            )
     except BaseException as exc:
         tracker.close(exc)
         raise

@@ -54,6 +54,12 @@ class TrackingConfig:
 
 
 @dataclass
+class ChecksConfig:
+    # check the chosen plugins and the network's backward pass before training (mlpx.checks)
+    enabled: bool = True
+
+
+@dataclass
 class MlpxConfig:
     seed: int = 0
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -65,6 +71,7 @@ class MlpxConfig:
     optimizer: Any = MISSING
     trainer: TrainerConfig = MISSING
     tracking: TrackingConfig = MISSING
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
 
 
 def store_configs(registry: Registry) -> None:

@@ -1,7 +1,8 @@
 """One training run from a composed config: build the components, train, evaluate the test set.
 
 ``prepare`` turns a config into a ``RunContext`` (components built, data loaded, model
-initialised); ``execute`` trains it, calling the lifecycle hooks of every registered plugin.
+initialised); ``check_run`` runs the plugin and network gradient checks on it; ``execute``
+trains it, calling the lifecycle hooks of every registered plugin.
 Neither prints nor touches MLflow: observers do that.
 """
 
@@ -13,10 +14,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from omegaconf import DictConfig
 
+from mlpx.checks import CHECKED_KINDS, CheckReport, NetworkCheck, check_component, check_network
 from mlpx.config import hyperparameters
 from mlpx.datasets import Dataset
 from mlpx.errors import ConfigError, PluginError
 from mlpx.model import MLP
+from mlpx.numerics import one_hot
 from mlpx.plugin_manager import PluginHost
 from mlpx.registry import KIND_GROUPS, Component
 from mlpx.trainer import Metrics, evaluate, fit
@@ -99,6 +102,58 @@ def prepare(cfg: DictConfig, host: PluginHost, output_dir: Path) -> RunContext:
         output_dir=output_dir,
         shuffle_rng=np.random.default_rng(shuffle_seed),
     )
+
+
+#: training samples the network gradient check runs on
+NETWORK_CHECK_SAMPLES = 8
+
+
+@dataclass
+class RunChecks:
+    """The chosen plugins' check reports and the network's gradient check, made at run start."""
+
+    reports: List[CheckReport]
+    network: NetworkCheck
+
+    @property
+    def ok(self) -> bool:
+        return self.network.ok and all(report.ok for report in self.reports)
+
+    def failure_message(self) -> str:
+        """What failed, naming each plugin with its source, for the error that stops the run."""
+        parts = ["the run did not start: a plugin check failed (mlpx check NAME shows the same report)"]
+        parts += [str(report) for report in self.reports if not report.ok]
+        if not self.network.ok:
+            parts.append(
+                f"{self.network}\nThe backward pass of the assembled network disagrees with its "
+                "forward pass: the arrays marked WRONG get wrong gradients."
+            )
+        parts.append("Fix the plugin, choose another, or skip the checks with checks.enabled=false.")
+        return "\n".join(parts)
+
+
+def check_run(run: RunContext) -> RunChecks:
+    """Check the chosen activation, loss, initializer and optimizer with their configured
+    hyperparameters, then the float64 twin of the run's model along random directions."""
+    reports = [
+        check_component(run.components[kind], hyperparameters(run.cfg[KIND_GROUPS[kind]]))
+        for kind in CHECKED_KINDS
+    ]
+    model = run.model
+    twin = MLP(
+        model.sizes,
+        run.instances["activation"],
+        run.instances["initializer"],
+        np.random.default_rng(run.cfg.seed),
+        dtype=np.float64,
+    )
+    for key, param in model.params.items():
+        twin.params[key][...] = param  # the run's own initial weights, in float64
+    data = run.dataset
+    x = data.x_train[:NETWORK_CHECK_SAMPLES].astype(np.float64)
+    y = one_hot(data.y_train[:NETWORK_CHECK_SAMPLES], data.n_classes, np.float64)
+    network = check_network(twin, run.instances["loss"], x, y, np.random.default_rng(run.cfg.seed))
+    return RunChecks(reports, network)
 
 
 def execute(run: RunContext, hook: Any) -> RunResult:

@@ -53,10 +53,16 @@ def _entry_point_dist(site: Path, hook_body: str) -> None:
 def test_builtins_are_registered_through_the_hooks():
     host = load_plugins(plugins_dirs=[])
     assert host.failures == []
-    assert host.registry.names("activation") == ["leaky_relu", "relu", "sigmoid", "tanh"]
-    assert host.registry.names("loss") == ["cross_entropy", "mse_softmax"]
-    assert host.registry.names("initializer") == ["glorot_uniform", "he_normal"]
-    assert host.registry.names("optimizer") == ["adam", "momentum", "sgd"]
+    assert host.registry.names("activation") == [
+        "elu", "gelu", "leaky_relu", "relu", "sigmoid", "silu", "softplus", "tanh"
+    ]  # fmt: skip
+    assert host.registry.names("loss") == ["cross_entropy", "label_smoothing", "mse", "mse_softmax"]
+    assert host.registry.names("initializer") == [
+        "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "lecun_normal"
+    ]  # fmt: skip
+    assert host.registry.names("optimizer") == [
+        "adagrad", "adam", "adamw", "momentum", "nesterov", "rmsprop", "sgd"
+    ]  # fmt: skip
     assert host.registry.names("dataset") == ["mnist"]
     relu = host.registry.get("activation", "relu")
     assert relu.source == "built-in" and relu.plugin == "mlpx.builtins.activations"
@@ -129,7 +135,7 @@ def test_bad_plugins_are_reported_by_name(tmp_path, source, expected):
     assert len(host.failures) == 1, host.failures
     assert host.failures[0].plugin == "bad"
     assert expected in host.failures[0].error
-    assert host.registry.names("activation")[:1] == ["leaky_relu"]  # built-ins untouched
+    assert host.registry.names("activation")[:1] == ["elu"]  # built-ins untouched
 
 
 def test_load_plugins_selection_by_environment(tmp_path, monkeypatch):
@@ -149,7 +155,7 @@ def test_unknown_component_error_lists_names_and_load_failures(tmp_path):
         host.registry.get("activation", "swish")
     message = str(info.value)
     assert "no activation named 'swish'" in message
-    assert "leaky_relu, relu, sigmoid, tanh" in message
+    assert "elu, gelu, leaky_relu, relu, sigmoid, silu, softplus, tanh" in message
     assert "broken" in message
 
 

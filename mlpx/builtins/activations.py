@@ -4,6 +4,7 @@
 ``backward(z, a, grad_a)`` returns dL/dz = grad_a * f'(z), in the dtype of ``z``.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,9 +67,97 @@ class Sigmoid:
         return grad_a * a * (1 - a)
 
 
+@dataclass
+class ELUConfig:
+    alpha: float = 1.0
+
+
+class ELU:
+    """z for z > 0, alpha * (exp(z) - 1) otherwise; its derivative there is a + alpha."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        self.alpha = alpha
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        negative = np.expm1(np.minimum(z, 0))  # exp only of values <= 0: never overflows
+        negative *= self.alpha
+        return np.where(z > 0, z, negative)
+
+    def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
+        slope = a + self.alpha  # alpha * exp(z) for z <= 0
+        np.copyto(slope, 1, where=z > 0)
+        slope *= grad_a
+        return slope
+
+
+class GELU:
+    """z * Phi(z) in the tanh approximation (Hendrycks & Gimpel, as in BERT and GPT-2):
+    0.5 z (1 + tanh(u)) with u = sqrt(2/pi) (z + 0.044715 z^3); backward is its exact derivative.
+    """
+
+    _C = math.sqrt(2.0 / math.pi)
+    _K = 0.044715
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        t = np.tanh(self._C * (z + self._K * z * z * z))
+        t += 1
+        t *= 0.5 * z
+        return t
+
+    def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
+        z2 = z * z
+        t = np.tanh(self._C * (z + self._K * z2 * z))
+        # d/dz = 0.5 (1 + t) + 0.5 z (1 - t^2) sqrt(2/pi) (1 + 3 K z^2)
+        slope = (1 - t * t) * (0.5 * self._C) * z * (1 + 3 * self._K * z2)
+        slope += 0.5 * (1 + t)
+        slope *= grad_a
+        return slope
+
+
+class Softplus:
+    """log(1 + exp(z)), computed as max(z, 0) + log1p(exp(-|z|)); its derivative is sigmoid(z)."""
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        a = np.log1p(np.exp(-np.abs(z)))
+        a += np.maximum(z, 0)
+        return a
+
+    def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
+        return grad_a * _sigmoid(z)
+
+
+class SiLU:
+    """z * sigmoid(z) (swish with beta = 1); derivative s + z s (1 - s) with s = sigmoid(z)."""
+
+    def forward(self, z: np.ndarray) -> np.ndarray:
+        return z * _sigmoid(z)
+
+    def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
+        s = _sigmoid(z)
+        slope = z * (1 - s)
+        slope += 1
+        slope *= s
+        slope *= grad_a
+        return slope
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """(1 + tanh(z/2)) / 2: no exp, so no overflow, and the dtype of z is kept."""
+    s = np.tanh(z * 0.5)
+    s += 1
+    s *= 0.5
+    return s
+
+
 @hookimpl
 def register_activations(register):
     register("relu", ReLU)
     register("leaky_relu", LeakyReLU, LeakyReLUConfig)
     register("tanh", Tanh)
     register("sigmoid", Sigmoid)
+    register("elu", ELU, ELUConfig)
+    register("gelu", GELU)
+    register("softplus", Softplus)
+    register("silu", SiLU)

@@ -4,6 +4,8 @@
 the batch and ``grad`` is dL/dlogits of that mean, so it already carries the 1/n_samples.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mlpx.hookspecs import hookimpl
@@ -56,7 +58,66 @@ class MSESoftmax:
         return softmax(logits)
 
 
+class MSE:
+    """1/2 ||z - y||^2 per row, on the logits themselves: regression onto the one-hot targets.
+
+    Its gradient (z - y) / n_samples never saturates; predictions still use softmax(z).
+    """
+
+    def value(self, logits: np.ndarray, y_onehot: np.ndarray) -> float:
+        error = logits - y_onehot
+        return float(0.5 * (error * error).sum(axis=1).mean(dtype=np.float64))
+
+    def grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
+        d_logits = logits - y_onehot
+        d_logits /= len(logits)
+        return d_logits
+
+    def probs(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+
+@dataclass
+class LabelSmoothingConfig:
+    smoothing: float = 0.1
+
+
+class LabelSmoothing:
+    """Cross-entropy against smoothed targets (1 - eps) y + eps / n_classes (Szegedy et al., 2016).
+
+    Its gradient is softmax(z) - targets per row; it stops the logits growing without bound on
+    examples the network already gets right.
+    """
+
+    def __init__(self, smoothing: float = 0.1) -> None:
+        if not 0 <= smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        self.smoothing = smoothing
+
+    def _targets(self, y_onehot: np.ndarray) -> np.ndarray:
+        targets = y_onehot * (1 - self.smoothing)
+        targets += self.smoothing / y_onehot.shape[1]
+        return targets
+
+    def value(self, logits: np.ndarray, y_onehot: np.ndarray) -> float:
+        per_row = -(self._targets(y_onehot) * log_softmax(logits)).sum(axis=1)
+        return float(per_row.mean(dtype=np.float64))
+
+    def grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
+        targets = self._targets(y_onehot)
+        d_logits = softmax(logits)
+        d_logits *= targets.sum(axis=1, keepdims=True)
+        d_logits -= targets
+        d_logits /= len(logits)
+        return d_logits
+
+    def probs(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(logits)
+
+
 @hookimpl
 def register_losses(register):
     register("cross_entropy", CrossEntropy)
     register("mse_softmax", MSESoftmax)
+    register("mse", MSE)
+    register("label_smoothing", LabelSmoothing, LabelSmoothingConfig)
