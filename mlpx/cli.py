@@ -18,11 +18,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpx import sweep
 from mlpx.config import store_configs
+from mlpx.diagnostics.rules import render
+from mlpx.early_stopping import EarlyStopping
 from mlpx.errors import MlpxError, PluginError
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
 from mlpx.runner import check_run, chosen_components, execute, prepare
-from mlpx.tracking import MlflowTracker, flatten, git_commit, ui_hint
+from mlpx.tracking import (
+    MlflowTracker,
+    config_hash,
+    finished_run_with_hash,
+    flatten,
+    git_commit,
+    ui_hint,
+)
 
 CONF_DIR = PROJECT_ROOT / "conf"
 log = logging.getLogger("mlpx")
@@ -142,8 +151,23 @@ def _hydra_app(cfg: DictConfig) -> Optional[float]:
 def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optional[str]) -> float:
     """Train one run from a composed config, tracked in MLflow; return the test accuracy."""
     components = chosen_components(cfg, host)
-    tracker = MlflowTracker(cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location)
-    tags = {"mlpx.seed": str(cfg.seed), "mlpx.output_dir": str(output_dir)}
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    digest = config_hash(resolved)
+    if cfg.resume:
+        done = finished_run_with_hash(cfg.tracking.uri, cfg.tracking.experiment, digest)
+        if done is not None:
+            log.info("resume: skipped, this config already FINISHED as run %s", done.info.run_id)
+            print(f"skipped (resume): already FINISHED as MLflow run {done.info.run_id}", flush=True)
+            return done.data.metrics.get("test_acc", float("nan"))
+    tracker = MlflowTracker(
+        cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location, cfg.tracking.plots
+    )
+    tags = {
+        "mlpx.seed": str(cfg.seed),
+        "mlpx.output_dir": str(output_dir),
+        "mlpx.config_hash": digest,
+        "mlpx.blas_threads": str(blas_threads()),
+    }
     for kind, component in components.items():
         tags[f"mlpx.plugin.{kind}"] = component.name
         tags[f"mlpx.plugin.{kind}.version"] = component.version
@@ -151,7 +175,6 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     commit = git_commit(PROJECT_ROOT)
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     tracker.open(flatten(resolved), tags, run_name)
     try:
         tracker.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
@@ -169,6 +192,11 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         tracker.close(exc)
         raise
     observers = [tracker, ProgressReporter()]
+    stopping = cfg.trainer.early_stopping
+    if stopping.enabled:
+        observers.append(
+            EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta, stopping.restore_best)
+        )
     for observer in observers:
         host.pm.register(observer)
     try:
@@ -177,6 +205,7 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         for observer in observers:
             host.pm.unregister(observer)
     test = result.test
+    print(render(result.diagnosis, result.history).replace("# Diagnosis\n\n", "Diagnosis: "), flush=True)
     print(
         f"test_acc {test['test_acc']:.4f}  test_ce {test['test_ce']:.4f}  "
         f"({len(result.history)} epochs, {result.seconds:.1f} s)\n"
@@ -185,6 +214,13 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         flush=True,
     )
     return test["test_acc"]
+
+
+def blas_threads() -> int:
+    """Threads of the BLAS under NumPy (results are deterministic for a fixed count)."""
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1)
 
 
 def _describe(exc: BaseException) -> str:

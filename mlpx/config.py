@@ -37,11 +37,28 @@ class ModelConfig:
     dtype: DType = DType.float32
 
 
+class Mode(Enum):
+    max = "max"
+    min = "min"
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = False
+    monitor: str = "val_loss"  # any epoch metric; lower is better unless it ends in "acc"
+    patience: int = 5  # epochs without improvement before stopping
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    restore_best: bool = True  # put back the weights of the best epoch when stopping
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 15
     batch_size: int = 128
     lr_schedule: LRSchedule = LRSchedule.cosine
+    health_metrics: bool = True  # per-layer norms, update ratios, dead units, calibration (~2 %)
+    divergence_factor: float = 1000.0  # stop when the loss exceeds this multiple of its first value
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 
 @dataclass
@@ -51,6 +68,9 @@ class TrackingConfig:
     # where a new experiment in a local store keeps its artifacts (a server decides for itself)
     artifact_location: Optional[str] = "${paths.output_dir}/mlartifacts"
     run_name: Optional[str] = None  # default: the job's overrides, e.g. "optimizer.lr=0.1"
+    plots: bool = True  # curves, health, confusion matrix and confident mistakes as PNG
+    best_metric: str = "val_acc"  # a sweep's best run, tagged on its parent run
+    best_mode: Mode = Mode.max
 
 
 @dataclass
@@ -72,6 +92,8 @@ class MlpxConfig:
     trainer: TrainerConfig = MISSING
     tracking: TrackingConfig = MISSING
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    # skip the run when a FINISHED run with the same config (tag mlpx.config_hash) exists
+    resume: bool = False
 
 
 def store_configs(registry: Registry) -> None:

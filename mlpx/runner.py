@@ -17,12 +17,13 @@ from omegaconf import DictConfig
 from mlpx.checks import CHECKED_KINDS, CheckReport, NetworkCheck, check_component, check_network
 from mlpx.config import hyperparameters
 from mlpx.datasets import Dataset
+from mlpx.diagnostics.rules import Finding, diagnose
 from mlpx.errors import ConfigError, PluginError
 from mlpx.model import MLP
-from mlpx.numerics import one_hot
+from mlpx.numerics import one_hot, softmax
 from mlpx.plugin_manager import PluginHost
 from mlpx.registry import KIND_GROUPS, Component
-from mlpx.trainer import Metrics, evaluate, fit
+from mlpx.trainer import Metrics, evaluate_logits, fit
 
 
 @dataclass
@@ -45,6 +46,8 @@ class RunResult:
     weights: Dict[str, np.ndarray]
     seconds: float
     stop_reason: Optional[str] = None  # why training stopped early, if it did
+    test_probs: Optional[np.ndarray] = None  # softmax of the test logits (n_test, n_classes)
+    diagnosis: List[Finding] = field(default_factory=list)  # mlpx.diagnostics.rules
 
 
 def validate(cfg: DictConfig) -> None:
@@ -171,18 +174,23 @@ def execute(run: RunContext, hook: Any) -> RunResult:
             batch_size=cfg.trainer.batch_size,
             rng=run.shuffle_rng,
             lr_schedule=cfg.trainer.lr_schedule.value,
+            health=cfg.trainer.health_metrics,
+            divergence_factor=cfg.trainer.divergence_factor,
             on_epoch_end=lambda epoch, metrics: _stop_reason(
                 hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics)
             ),
         )
         x_test = data.x_test.astype(run.model.dtype, copy=False)
-        test = evaluate(run.model, run.instances["loss"], x_test, data.y_test, data.n_classes)
+        test_logits = run.model.logits(x_test)
+        test = evaluate_logits(run.instances["loss"], test_logits, data.y_test, data.n_classes)
         result = RunResult(
             history=fitted.history,
             stop_reason=fitted.stop_reason,
             test={f"test_{name}": value for name, value in test.items()},
             weights=run.model.weights(),
             seconds=time.perf_counter() - started,
+            test_probs=softmax(test_logits.astype(np.float64)),
+            diagnosis=diagnose(fitted.history, run.components["loss"].name, fitted.stop_reason),
         )
     except BaseException as error:
         hook.on_run_end(run=run, result=None, error=error)

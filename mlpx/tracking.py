@@ -12,11 +12,12 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from mlpx.errors import TrackingError
+from mlpx.diagnostics.rules import diagnose, render, summary
+from mlpx.errors import DivergenceError, TrackingError
 from mlpx.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,32 @@ def _make_sqlite_parent(uri: str) -> None:
             raise TrackingError(f"cannot create the folder of the MLflow store {uri}: {exc}") from exc
 
 
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A digest of everything that shapes training: the config without paths, tracking, resume."""
+    import hashlib
+    import json
+
+    shaping = {k: v for k, v in config.items() if k not in ("paths", "tracking", "resume")}
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_run_with_hash(uri: str, experiment: str, digest: str) -> Optional[Any]:
+    """The latest FINISHED run of ``experiment`` tagged ``mlpx.config_hash = digest``, if any."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`mlpx.config_hash` = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
 def flatten(config: Mapping[str, Any], prefix: str = "") -> Dict[str, str]:
     """{"optimizer": {"lr": 0.1}} -> {"optimizer.lr": "0.1"}; lists stay whole ("[300, 75]")."""
     flat: Dict[str, str] = {}
@@ -125,12 +152,16 @@ class MlflowTracker:
     run that fails at any point is kept, with status FAILED and an ``mlpx.error`` tag.
     """
 
-    def __init__(self, uri: str, experiment: str, artifact_location: Optional[str]) -> None:
+    def __init__(
+        self, uri: str, experiment: str, artifact_location: Optional[str], plots: bool = True
+    ) -> None:
         self.uri = uri
         self.experiment = experiment
         self.artifact_location = artifact_location
         self.run_id: Optional[str] = None
+        self.plots = plots
         self._client: Any = None
+        self._history: List[Dict[str, float]] = []  # the epochs logged so far
 
     def open(self, params: Mapping[str, str], tags: Mapping[str, str], run_name: Optional[str]) -> str:
         """Create the run under the sweep's parent run when there is one; return its id."""
@@ -167,6 +198,7 @@ class MlflowTracker:
 
     @hookimpl
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self._history.append(dict(metrics))
         # One synchronous batch per epoch: ~5 ms on SQLite, ~1 % of an epoch, and a lost
         # store fails the run at once. (MLflow's asynchronous queue costs up to 1 s to close.)
         self.log_metrics(metrics, step=epoch)
@@ -188,8 +220,41 @@ class MlflowTracker:
                 weights = Path(run.output_dir) / "weights.npz"
                 np.savez(weights, **result.weights)  # plain arrays: loads with allow_pickle=False
                 self._client.log_artifact(self.run_id, str(weights))
+                self._log_diagnosis(result.diagnosis, result.history, result.stop_reason)
+                if self.plots:
+                    self._log_plots(run, result)
+            elif self._history:  # a failed run is diagnosed from the epochs it finished
+                findings = diagnose(self._history, run.components["loss"].name)
+                self._log_diagnosis(findings, self._history, None)
         finally:
             self.close(error)
+
+    def _log_diagnosis(self, findings, history, stop_reason: Optional[str]) -> None:
+        self._client.set_tag(self.run_id, "mlpx.diagnosis", summary(findings)[:_MAX_TAG_LENGTH])
+        self._client.log_text(self.run_id, render(findings, history), "diagnosis.md")
+        if stop_reason:
+            self._client.set_tag(self.run_id, "mlpx.stopped_early", stop_reason[:_MAX_TAG_LENGTH])
+
+    def _log_plots(self, run, result) -> None:
+        from mlpx import plots
+
+        data = run.dataset
+        figures = {
+            "plots/curves.png": plots.curves_plot(result.history),
+            "plots/confusion_matrix.png": plots.confusion_plot(
+                data.y_test, result.test_probs.argmax(axis=1), data.n_classes
+            ),
+            "plots/confident_mistakes.png": plots.confident_mistakes_plot(
+                data.x_test, data.y_test, result.test_probs
+            ),
+        }
+        if any("grad_norm/layer1" in m for m in result.history):
+            figures["plots/health.png"] = plots.health_plot(result.history)
+        folder = Path(run.output_dir) / "plots"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, png in figures.items():
+            (Path(run.output_dir) / name).write_bytes(png)
+        self._client.log_artifacts(self.run_id, str(folder), "plots")
 
     def close(self, error: Optional[BaseException]) -> None:
         """End the run: FINISHED, or FAILED (KILLED on Ctrl-C) with the error as a tag."""
@@ -200,6 +265,9 @@ class MlflowTracker:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             message = f"{type(error).__name__}: {error}"[:_MAX_TAG_LENGTH]
             self._client.set_tag(self.run_id, "mlpx.error", message)
+            if isinstance(error, DivergenceError):
+                where = f"epoch {error.epoch}, step {error.step}: {error}"
+                self._client.set_tag(self.run_id, "mlpx.diverged", where[:_MAX_TAG_LENGTH])
         self._client.set_terminated(self.run_id, status)
 
 
