@@ -85,7 +85,8 @@ class SweepTracking(Callback):
         """Table, best run and plot of the sweep, on the parent run."""
         metric = OmegaConf.select(config, "tracking.best_metric", default="val_acc")
         mode = OmegaConf.select(config, "tracking.best_mode", default="max")
-        summary = summarize(children, metric, str(getattr(mode, "value", mode)))
+        mode = str(getattr(mode, "value", mode))  # the Mode enum of the schema, or a plain string
+        summary = summarize(children, metric, mode)
         parent = self._parent_id
         self._client.log_text(parent, summary.to_csv(), "sweep_summary.csv")
         self._client.log_text(parent, summary.to_markdown(), "sweep_summary.md")
