@@ -58,12 +58,20 @@ class MLP:
             self.params[f"W{layer}"] = np.ascontiguousarray(weights, dtype=self.dtype)
             self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
         self.grads: Arrays = {key: np.zeros_like(p) for key, p in self.params.items()}
-        self._forward_out = _accepts_out(activation.forward)
-        self._backward_out = _accepts_out(activation.backward)
         self._buffers: Dict[int, _Buffers] = {}
         self._x: np.ndarray = np.empty((0, self.sizes[0]), self.dtype)
         self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
         self._a: List[np.ndarray] = []  # a[l] of each hidden layer, from the last forward
+
+    @property
+    def activation(self) -> Any:
+        return self._activation
+
+    @activation.setter
+    def activation(self, activation: Any) -> None:
+        self._activation = activation
+        self._forward_out = _accepts_out(activation.forward)
+        self._backward_out = _accepts_out(activation.backward)
 
     def forward(self, x: np.ndarray, keep: bool = True) -> np.ndarray:
         """Logits (n_samples, n_classes) for ``x`` (n_samples, n_features).

@@ -6,6 +6,7 @@
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -15,11 +16,13 @@ from mlpx.hookspecs import hookimpl
 class ReLU:
     """max(z, 0). Units whose z stays negative get no gradient: they can die."""
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.maximum(z, 0)
+    def forward(self, z: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        return np.maximum(z, 0, out=out)
 
-    def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
-        return grad_a * (z > 0)  # 8x faster than np.where with a Python scalar
+    def backward(
+        self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray, out: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        return np.multiply(grad_a, z > 0, out=out)  # 8x faster than np.where with a Python scalar
 
 
 @dataclass

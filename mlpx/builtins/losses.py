@@ -5,6 +5,7 @@ the batch and ``grad`` is dL/dlogits of that mean, so it already carries the 1/n
 """
 
 from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
 
@@ -24,11 +25,20 @@ class CrossEntropy:
         return float(per_row.mean(dtype=np.float64))
 
     def grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> np.ndarray:
-        d_logits = softmax(logits)
-        d_logits *= y_onehot.sum(axis=1, keepdims=True)
+        return self.value_and_grad(logits, y_onehot)[1]
+
+    def value_and_grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> Tuple[float, np.ndarray]:
+        """Both from one softmax: log p = shifted - log(sum exp(shifted))."""
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        d_logits = np.exp(shifted)
+        sums = d_logits.sum(axis=1, keepdims=True)
+        row_mass = y_onehot.sum(axis=1, keepdims=True)
+        per_row = row_mass[:, 0] * np.log(sums[:, 0]) - (y_onehot * shifted).sum(axis=1)
+        d_logits /= sums
+        d_logits *= row_mass
         d_logits -= y_onehot
         d_logits /= len(logits)
-        return d_logits
+        return float(per_row.mean(dtype=np.float64)), d_logits
 
     def probs(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits)
