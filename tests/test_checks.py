@@ -47,7 +47,9 @@ def test_report_names_each_problem_with_measured_and_allowed_values():
     assert problem.check == "gradient" and problem.allowed == tolerances(np.float64).gradient
     assert problem.measured == pytest.approx(0.5)
     text = str(report)
-    assert text.startswith("activation 'doubled' (tests): FAILED 1 of 5 checks")
+    assert text.startswith(
+        "activation 'doubled' (tests): FAILED 1 of 6 checks"
+    )  # out_path too: ReLU.forward takes out=
     assert "a constant 2 times the true gradient" in text
     assert json.loads(json.dumps(report.as_dict()))["problems"][0]["check"] == "gradient"
 
