@@ -20,7 +20,7 @@ from mlpx import sweep
 from mlpx.config import store_configs
 from mlpx.diagnostics.rules import render
 from mlpx.early_stopping import EarlyStopping
-from mlpx.errors import MlpxError, PluginError
+from mlpx.errors import ConfigError, MlpxError, PluginError
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
 from mlpx.runner import check_run, chosen_components, execute, prepare
@@ -162,22 +162,10 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     tracker = MlflowTracker(
         cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location, cfg.tracking.plots
     )
-    tags = {
-        "mlpx.seed": str(cfg.seed),
-        "mlpx.output_dir": str(output_dir),
-        "mlpx.config_hash": digest,
-        "mlpx.blas_threads": str(blas_threads()),
-    }
-    for kind, component in components.items():
-        tags[f"mlpx.plugin.{kind}"] = component.name
-        tags[f"mlpx.plugin.{kind}.version"] = component.version
-        tags[f"mlpx.plugin.{kind}.source"] = component.source
-    commit = git_commit(PROJECT_ROOT)
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    tracker.open(flatten(resolved), tags, run_name)
+    tracker.open(flatten(resolved), _run_tags(cfg, components, output_dir, digest), run_name)
     try:
         tracker.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
+        observers = [tracker, ProgressReporter(), *_optional_observers(cfg)]
         run = prepare(cfg, host, output_dir)
         if cfg.checks.enabled:
             checks = check_run(run)
@@ -191,12 +179,6 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     except BaseException as exc:
         tracker.close(exc)
         raise
-    observers = [tracker, ProgressReporter()]
-    stopping = cfg.trainer.early_stopping
-    if stopping.enabled:
-        observers.append(
-            EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta, stopping.restore_best)
-        )
     for observer in observers:
         host.pm.register(observer)
     try:
@@ -214,6 +196,35 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         flush=True,
     )
     return test["test_acc"]
+
+
+def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dict:
+    """The run's tags: seed, output folder, config hash, BLAS threads, plugins, git commit."""
+    tags = {
+        "mlpx.seed": str(cfg.seed),
+        "mlpx.output_dir": str(output_dir),
+        "mlpx.config_hash": digest,
+        "mlpx.blas_threads": str(blas_threads()),
+    }
+    for kind, component in components.items():
+        tags[f"mlpx.plugin.{kind}"] = component.name
+        tags[f"mlpx.plugin.{kind}.version"] = component.version
+        tags[f"mlpx.plugin.{kind}.source"] = component.source
+    commit = git_commit(PROJECT_ROOT)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _optional_observers(cfg: DictConfig) -> list:
+    """Lifecycle plugins the config switches on (early stopping)."""
+    stopping = cfg.trainer.early_stopping
+    if not stopping.enabled:
+        return []
+    try:
+        return [EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta, stopping.restore_best)]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def blas_threads() -> int:

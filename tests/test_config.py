@@ -72,3 +72,13 @@ def test_misspelt_key_fails():
     with pytest.raises(ConfigCompositionException) as info:
         _compose(["trainer.epoch=3"])
     assert "epoch" in str(info.value.__cause__)
+
+
+def test_invalid_early_stopping_setting_is_a_config_error():
+    from mlpx.cli import _optional_observers
+    from mlpx.errors import ConfigError
+
+    cfg = _compose(["trainer.early_stopping.enabled=true", "trainer.early_stopping.patience=0"])
+    with pytest.raises(ConfigError, match="patience must be >= 1"):
+        _optional_observers(cfg)
+    assert _optional_observers(_compose()) == []  # off by default
