@@ -1,15 +1,7 @@
 """Sweeps that scale: parallel jobs on a brand-new store, and a real `mlflow server` on loopback."""
 
 import csv
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
-import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import SMALL, store_uri
@@ -48,56 +40,6 @@ def test_parallel_jobs_on_a_brand_new_store_lose_nothing(tmp_path, run_mlpx):
     _assert_complete(client, parent, children, expected_jobs=4)
     assert sorted(r.data.params["optimizer.lr"] for r in children) == ["0.01", "0.03", "0.1", "0.3"]
     assert len({r.data.tags["mlpx.output_dir"] for r in children}) == 4
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on a free loopback port with a SQLite backend and artifact serving."""
-    root = tmp_path_factory.mktemp("server")
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "server.log", "w"),
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (root / "server.log").read_text()
-                    raise RuntimeError(f"mlflow server did not start: {log}") from None
-                time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def test_sweep_against_a_real_tracking_server(tmp_path, run_mlpx, mlflow_server):
