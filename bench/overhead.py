@@ -96,11 +96,11 @@ def tracking_per_epoch(repeats: int, workdir: Path) -> None:
         rng=np.random.default_rng(0),
         lr_schedule="cosine",
     )
-    epoch = statistics.median(m["epoch_seconds"] for m in history)
+    epoch = statistics.median(m["epoch_seconds"] for m in history.history)
     tracker = MlflowTracker(f"sqlite:///{workdir / 'outputs' / 'mlflow.db'}", "overhead", None)
     tracker.open({"bench": "tracking"}, {}, "tracking overhead")
     costs = []
-    for step, metrics in enumerate(history * 10, start=1):
+    for step, metrics in enumerate(history.history * 10, start=1):
         started = time.perf_counter()
         tracker.on_epoch_end(epoch=step, metrics=metrics)
         costs.append(time.perf_counter() - started)

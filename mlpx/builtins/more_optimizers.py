@@ -12,6 +12,7 @@ from typing import Dict
 
 import numpy as np
 
+from mlpx.builtins.optimizers import SubnormalFlush
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]
@@ -46,6 +47,7 @@ class Nesterov:
         self.momentum = momentum
         self._velocity: Arrays = {}
         self._scratch: Arrays = {}
+        self._flush = SubnormalFlush()
 
     def step(self, params: Arrays, grads: Arrays) -> None:
         for key, p in params.items():
@@ -60,6 +62,7 @@ class Nesterov:
             scratch += g
             scratch *= self.lr
             p -= scratch
+        self._flush(self._velocity)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class RMSprop:
         self.lr, self.alpha, self.eps = lr, alpha, eps
         self._square_avg: Arrays = {}
         self._scratch: Arrays = {}
+        self._flush = SubnormalFlush()
 
     def step(self, params: Arrays, grads: Arrays) -> None:
         for key, p in params.items():
@@ -96,6 +100,7 @@ class RMSprop:
             np.divide(g, scratch, out=scratch)
             scratch *= self.lr
             p -= scratch
+        self._flush(self._square_avg)
 
 
 @dataclass
@@ -168,6 +173,7 @@ class AdamW:
         self._v: Arrays = {}
         self._scratch: Arrays = {}
         self._t: Dict[str, int] = {}
+        self._flush = SubnormalFlush()
 
     def step(self, params: Arrays, grads: Arrays) -> None:
         for key, p in params.items():
@@ -194,6 +200,7 @@ class AdamW:
             np.divide(m, scratch, out=scratch)
             scratch *= self.lr / (1 - self.beta1**t)
             p -= scratch
+        self._flush(self._m, self._v)
 
 
 @hookimpl

@@ -16,6 +16,30 @@ from mlpx.hookspecs import hookimpl
 Arrays = Dict[str, np.ndarray]
 
 
+class SubnormalFlush:
+    """Zeroes optimizer state below ``TINY`` every ``EVERY`` steps.
+
+    The momentum of a parameter whose gradient is exactly zero (a dead ReLU unit) decays
+    geometrically and sinks into float32 subnormals, on which x86 arithmetic is ~20x slower: a
+    default run's epochs slowed from 0.6 s to 0.9 s. 0.9 ** 64 keeps anything above TINY normal
+    until the next flush, and values this small move no weight.
+    """
+
+    TINY = 1e-30
+    EVERY = 64
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self, *states: Arrays) -> None:
+        self.steps += 1
+        if self.steps % self.EVERY:
+            return
+        for state in states:
+            for array in state.values():
+                np.copyto(array, 0, where=np.abs(array) < self.TINY)
+
+
 def _check_lr(lr: float) -> None:
     if not (lr >= 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a finite number >= 0, got {lr}")
@@ -60,6 +84,7 @@ class Momentum:
         self.momentum = momentum
         self._velocity: Arrays = {}
         self._scratch: Arrays = {}
+        self._flush = SubnormalFlush()
 
     def step(self, params: Arrays, grads: Arrays) -> None:
         for key, p in params.items():
@@ -72,6 +97,7 @@ class Momentum:
             scratch = self._scratch[key]
             np.multiply(v, self.lr, out=scratch)
             p -= scratch
+        self._flush(self._velocity)
 
 
 @dataclass
@@ -99,6 +125,7 @@ class Adam:
         self._v: Arrays = {}
         self._scratch: Arrays = {}
         self._t: Dict[str, int] = {}
+        self._flush = SubnormalFlush()
 
     def step(self, params: Arrays, grads: Arrays) -> None:
         for key, p in params.items():
@@ -124,6 +151,7 @@ class Adam:
             np.divide(m, scratch, out=scratch)
             scratch *= self.lr / (1 - self.beta1**t)
             p -= scratch
+        self._flush(self._m, self._v)
 
 
 @hookimpl
