@@ -6,26 +6,23 @@ from typing import List
 from mlpx.sweep_summary import SweepSummary
 
 
-def _pyplot():
-    import matplotlib
+def _new_figure(width: float, height: float):
+    """A bare Agg figure: no pyplot, so no global state and no GUI backend to import."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only, never a window
-    from matplotlib import pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height))
 
 
 def _figure(n_panels: int):
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.4), squeeze=False)
-    return plt, fig, list(axes[0])
+    fig = _new_figure(4.2 * n_panels, 3.4)
+    axes = fig.subplots(1, n_panels, squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.86, wspace=0.3)
+    return fig, list(axes[0])
 
 
-def _png(plt, fig) -> bytes:
+def _png(fig) -> bytes:
     buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
+    fig.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
 
 
@@ -39,7 +36,7 @@ def _as_numbers(values: List[str]):
 def sweep_plot(summary: SweepSummary) -> bytes:
     """The sweep's metric against each varied parameter, one panel per parameter; best in red."""
     params = summary.varied or ["run_name"]
-    plt, fig, axes = _figure(len(params))
+    fig, axes = _figure(len(params))
     rows = [r for r in summary.rows if summary.metric in r]
     for ax, param in zip(axes, params):
         labels = [str(r.get(param, "")) for r in rows]
@@ -60,12 +57,12 @@ def sweep_plot(summary: SweepSummary) -> bytes:
         ax.set_ylabel(summary.metric)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{summary.metric} across the sweep ({len(rows)} runs)")
-    return _png(plt, fig)
+    return _png(fig)
 
 
 def curves_plot(history: List[dict]) -> bytes:
     """Loss and accuracy per epoch: training against validation, training loss against val_ce."""
-    plt, fig, (ax_loss, ax_ce, ax_acc) = _figure(3)
+    fig, (ax_loss, ax_ce, ax_acc) = _figure(3)
     epochs = list(range(1, len(history) + 1))
     series = lambda key: [m.get(key, float("nan")) for m in history]  # noqa: E731
     ax_loss.plot(epochs, series("train_loss"), label="train_loss")
@@ -82,7 +79,7 @@ def curves_plot(history: List[dict]) -> bytes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _png(plt, fig)
+    return _png(fig)
 
 
 def health_plot(history: List[dict]) -> bytes:
@@ -92,7 +89,7 @@ def health_plot(history: List[dict]) -> bytes:
         ("update_ratio/", "update / weight", True),
         ("dead_units/", "dead units (share)", False),
     ]
-    plt, fig, axes = _figure(4)
+    fig, axes = _figure(4)
     epochs = list(range(1, len(history) + 1))
     for ax, (prefix, title, log_scale) in zip(axes, groups):
         keys = sorted({k for m in history for k in m if k.startswith(prefix)})
@@ -111,7 +108,7 @@ def health_plot(history: List[dict]) -> bytes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    return _png(plt, fig)
+    return _png(fig)
 
 
 def confusion_plot(labels, predicted, n_classes: int) -> bytes:
@@ -120,7 +117,7 @@ def confusion_plot(labels, predicted, n_classes: int) -> bytes:
 
     matrix = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(matrix, (labels, predicted), 1)
-    plt, fig, (ax,) = _figure(1)
+    fig, (ax,) = _figure(1)
     fig.set_size_inches(5.2, 4.6)
     ax.imshow(np.log1p(matrix), cmap="Blues")
     for i in range(n_classes):
@@ -140,7 +137,7 @@ def confusion_plot(labels, predicted, n_classes: int) -> bytes:
     ax.set_xticks(range(n_classes))
     ax.set_yticks(range(n_classes))
     ax.set_title(f"test confusion matrix ({int(np.trace(matrix))}/{matrix.sum()} right)")
-    return _png(plt, fig)
+    return _png(fig)
 
 
 def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
@@ -152,8 +149,9 @@ def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
     order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
     columns = 8
     rows = max(1, -(-len(order) // columns))
-    plt = _pyplot()
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    fig = _new_figure(1.6 * columns, 1.9 * rows + 0.3)
+    axes = fig.subplots(rows, columns, squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.84, hspace=0.5)
     side = int(round(np.sqrt(images.shape[1])))
     for ax in axes.ravel():
         ax.axis("off")
@@ -163,4 +161,4 @@ def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
         title = f"true {truth} p={probs[index, truth]:.2f}\nsaid {guess} p={probs[index, guess]:.2f}"
         ax.set_title(title, fontsize=7)
     fig.suptitle("most confident mistakes (test set)", fontsize=9)
-    return _png(plt, fig)
+    return _png(fig)
