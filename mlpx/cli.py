@@ -24,6 +24,7 @@ from mlpx.errors import ConfigError, MlpxError, PluginError
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
 from mlpx.runner import check_run, chosen_components, execute, prepare
+from mlpx.search import reporter_for_this_job
 from mlpx.tracking import (
     MlflowTracker,
     config_hash,
@@ -56,11 +57,25 @@ def main() -> None:
     host = plugin_host()
     for failure in host.failures:
         print(f"mlpx: warning: {failure}", file=sys.stderr)
+    _expose_hydra_plugins()
     _hydra_app()
     if sweep.failed_sweeps:
         for message in sweep.failed_sweeps:
             print(f"mlpx: sweep failed: {message}", file=sys.stderr)
         sys.exit(1)
+
+
+def _expose_hydra_plugins() -> None:
+    """Let Hydra's plugin scan see the sweeper in plugins/hydra_plugins (``hydra/sweeper=mlpx_optuna``).
+
+    An editable install maps that folder through an import hook, which the scan (pkgutil) cannot
+    list; adding the folder to the namespace's path makes it a plain directory for the scan.
+    """
+    import hydra_plugins
+
+    folder = str(PROJECT_ROOT / "plugins" / "hydra_plugins")
+    if Path(folder).is_dir() and folder not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(folder)
 
 
 def plugins_command(args: List[str]) -> int:
@@ -217,14 +232,20 @@ def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dic
 
 
 def _optional_observers(cfg: DictConfig) -> list:
-    """Lifecycle plugins the config switches on (early stopping)."""
+    """Lifecycle plugins the config switches on (early stopping), and an Optuna trial's reporter."""
+    observers = []
+    reporter = reporter_for_this_job()
+    if reporter is not None:
+        observers.append(reporter)
     stopping = cfg.trainer.early_stopping
-    if not stopping.enabled:
-        return []
-    try:
-        return [EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta, stopping.restore_best)]
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    if stopping.enabled:
+        try:
+            observers.append(
+                EarlyStopping(stopping.monitor, stopping.patience, stopping.min_delta, stopping.restore_best)
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return observers
 
 
 def blas_threads() -> int:

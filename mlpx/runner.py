@@ -37,6 +37,7 @@ class RunContext:
     model: MLP
     output_dir: Path
     shuffle_rng: np.random.Generator = field(repr=False)
+    tags: Dict[str, str] = field(default_factory=dict)  # plugins add tags; tracking logs them
 
 
 @dataclass

@@ -215,6 +215,8 @@ class MlflowTracker:
         if self.run_id is None:
             return
         try:
+            for key, value in run.tags.items():
+                self._client.set_tag(self.run_id, key, value)
             if result is not None:
                 self.log_metrics(result.test, step=len(result.history))
                 weights = Path(run.output_dir) / "weights.npz"
