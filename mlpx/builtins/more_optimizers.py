@@ -12,7 +12,7 @@ from typing import Dict
 
 import numpy as np
 
-from mlpx.builtins.optimizers import SubnormalFlush
+from mlpx.builtins.optimizers import Adam, SubnormalFlush
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]
@@ -150,7 +150,7 @@ class AdamWConfig:
     weight_decay: float = 0.01
 
 
-class AdamW:
+class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019), as PyTorch writes it:
     p <- p (1 - lr wd), then the bias-corrected Adam step; the decay never enters m or v."""
 
@@ -162,45 +162,14 @@ class AdamW:
         eps: float = 1e-8,
         weight_decay: float = 0.01,
     ) -> None:
-        _check_lr(lr)
-        for label, beta in (("beta1", beta1), ("beta2", beta2)):
-            _require(0 <= beta < 1, f"{label} must be in [0, 1), got {beta}")
-        _require(eps > 0, f"eps must be > 0, got {eps}")
+        super().__init__(lr, beta1, beta2, eps)
         _require(weight_decay >= 0, f"weight_decay must be >= 0, got {weight_decay}")
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.weight_decay = weight_decay
-        self._m: Arrays = {}
-        self._v: Arrays = {}
-        self._scratch: Arrays = {}
-        self._t: Dict[str, int] = {}
-        self._flush = SubnormalFlush()
 
     def step(self, params: Arrays, grads: Arrays) -> None:
-        for key, p in params.items():
-            if key not in self._m:
-                self._m[key] = np.zeros_like(p)
-                self._v[key] = np.zeros_like(p)
-                self._scratch[key] = np.empty_like(p)
-                self._t[key] = 0
-            self._t[key] += 1
-            t = self._t[key]
-            g, m, v, scratch = grads[key], self._m[key], self._v[key], self._scratch[key]
+        for p in params.values():
             p *= 1 - self.lr * self.weight_decay
-            m *= self.beta1
-            np.multiply(g, 1 - self.beta1, out=scratch)
-            m += scratch
-            v *= self.beta2
-            np.multiply(g, g, out=scratch)
-            scratch *= 1 - self.beta2
-            v += scratch
-            # scratch <- lr / (1 - beta1^t) * m / (sqrt(v / (1 - beta2^t)) + eps)
-            np.sqrt(v, out=scratch)
-            scratch *= 1 / math.sqrt(1 - self.beta2**t)
-            scratch += self.eps
-            np.divide(m, scratch, out=scratch)
-            scratch *= self.lr / (1 - self.beta1**t)
-            p -= scratch
-        self._flush(self._m, self._v)
+        super().step(params, grads)
 
 
 @hookimpl
