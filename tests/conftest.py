@@ -1,5 +1,6 @@
 """Shared fixtures: a pre-migrated MLflow store, a hermetic MNIST cache, a CLI runner, an MLflow server."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,7 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -77,33 +78,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` on a free loopback port with a SQLite backend and artifact serving."""
-    root = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def running_mlflow_server(root: Path, backend_store_uri: str) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port serving artifacts from root; yields its URI."""
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{root / 'server.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(root / "server.log", "w"),
-        start_new_session=True,
-    )
+    with open(root / "server.log", "w") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                backend_store_uri,
+                "--artifacts-destination",
+                str(root / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -117,5 +118,23 @@ def mlflow_server(tmp_path_factory):
                 time.sleep(0.5)
         yield uri
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        stop_process(process, signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen, first_signal: int) -> None:
+    """Send ``first_signal`` to the process group, then SIGKILL if it is still there after 30 s."""
+    with contextlib.suppress(ProcessLookupError):  # a server that failed to start is gone already
+        os.killpg(process.pid, first_signal)
+    try:
         process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a free loopback port with a SQLite backend and artifact serving."""
+    root = tmp_path_factory.mktemp("server")
+    with running_mlflow_server(root, f"sqlite:///{root / 'server.db'}") as uri:
+        yield uri
