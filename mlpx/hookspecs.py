@@ -74,7 +74,9 @@ def register_initializers(register):
 
         init(shape, fan_in, fan_out, rng) -> ndarray   # float64 array of the given shape
 
-    All randomness must come from ``rng``, a ``numpy.random.Generator``.
+    All randomness must come from ``rng``, a ``numpy.random.Generator``. Optionally
+    ``std(fan_in, fan_out) -> float`` states the scheme's standard deviation, which
+    ``mlpx check`` then verifies on samples.
     """
 
 
@@ -106,7 +108,8 @@ def register_datasets(register):
 @hookspec
 def on_run_start(run):
     """A run is about to train: ``run`` is the ``mlpx.runner.RunContext`` (config, model,
-    components, dataset sizes). Tracking plugins open their run here."""
+    components, dataset). Plugins may add MLflow tags to ``run.tags``; they are logged when the
+    run ends."""
 
 
 @hookspec
