@@ -59,8 +59,8 @@ def main() -> None:
         print(f"mlpx: warning: {failure}", file=sys.stderr)
     _expose_hydra_plugins()
     _hydra_app()
-    if sweep.failed_sweeps:
-        for message in sweep.failed_sweeps:
+    if sweep.failed_sweeps or sweep.failed_jobs:
+        for message in sweep.failed_sweeps or sweep.failed_jobs:
             print(f"mlpx: sweep failed: {message}", file=sys.stderr)
         sys.exit(1)
 
@@ -155,7 +155,9 @@ def _hydra_app(cfg: DictConfig) -> Optional[float]:
     except Exception as exc:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             # the run is FAILED in MLflow; the sweep goes on and its end lists the failures
-            log.error("job %s failed: %s", hydra_cfg.job.num, _describe(exc))
+            message = f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}) failed: {_describe(exc)}"
+            log.error("%s", message)
+            sweep.failed_jobs.append(message)
             return None
         if isinstance(exc, MlpxError):
             log.error("%s", exc)

@@ -23,8 +23,10 @@ from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment
 
 log = logging.getLogger("mlpx")
 
-#: one message per sweep of this process that had failed jobs
+#: one message per sweep of this process that had failed jobs or could not track
 failed_sweeps: List[str] = []
+#: one line per failed job, kept by the job itself: the fallback when tracking cannot tell
+failed_jobs: List[str] = []
 
 
 class SweepTracking(Callback):
@@ -39,9 +41,13 @@ class SweepTracking(Callback):
 
         HydraConfig.instance().set_config(config)  # lets ${hydra:runtime.cwd} resolve here too
         tracking = config.tracking
-        self._experiment_id = prepare_experiment(
-            tracking.uri, tracking.experiment, tracking.artifact_location
-        )
+        try:
+            self._experiment_id = prepare_experiment(
+                tracking.uri, tracking.experiment, tracking.artifact_location
+            )
+        except Exception as exc:  # Hydra would only warn: make the sweep's exit code say it
+            failed_sweeps.append(f"no MLflow parent run for the sweep: {exc}")
+            raise
         self._client = MlflowClient(tracking.uri)
         overrides = " ".join(config.hydra.overrides.task)
         parent = self._client.create_run(

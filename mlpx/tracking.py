@@ -62,8 +62,8 @@ def prepare_experiment(uri: str, experiment: str, artifact_location: Optional[st
         _make_sqlite_parent(uri)
         if artifact_location and "://" not in artifact_location:
             artifact_location = Path(artifact_location).resolve().as_uri()
-    client = MlflowClient(uri)
     try:
+        client = MlflowClient(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
             try:
@@ -73,7 +73,11 @@ def prepare_experiment(uri: str, experiment: str, artifact_location: Optional[st
                 if found is None:
                     raise
     except MlflowException as exc:
-        raise TrackingError(f"the MLflow store at {uri} cannot be used: {exc.message}") from exc
+        raise TrackingError(
+            f"the MLflow store at tracking.uri={uri} cannot be used: {exc.message} "
+            "Use a SQLite file (sqlite:///ABSOLUTE/PATH.db, the default under outputs/), a database "
+            "URI, or an http(s):// tracking server."
+        ) from exc
     if found.lifecycle_stage == "deleted":
         raise TrackingError(
             f"MLflow experiment '{experiment}' at {uri} is deleted. Restore it with "

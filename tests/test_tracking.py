@@ -145,10 +145,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_unreachable_tracking_server_fails_fast_before_training(workdir, run_mlpx):
+@pytest.mark.parametrize("mode", [[], ["-m"]], ids=["run", "multirun"])
+def test_unreachable_tracking_server_fails_fast_before_training(workdir, run_mlpx, mode):
     uri = f"http://127.0.0.1:{_free_port()}"
     started = time.monotonic()
-    completed = run_mlpx([*SMALL, f"tracking.uri={uri}"], cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
+    completed = run_mlpx([*mode, *SMALL, f"tracking.uri={uri}"], cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
     assert completed.returncode == 1
     assert f"cannot reach the MLflow tracking server at {uri}" in completed.stderr
     assert "epoch 1/" not in completed.stderr
@@ -162,3 +163,10 @@ def test_fresh_store_is_created_under_outputs(tmp_path, run_mlpx, mode):
     assert (tmp_path / "outputs" / "mlflow.db").is_file()
     _, runs = _runs(tmp_path)
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_unusable_store_uri_is_a_clear_error(workdir, run_mlpx):
+    completed = run_mlpx([*SMALL, "tracking.uri=bogus://nowhere"], cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
+    assert completed.returncode == 1
+    assert "the MLflow store at tracking.uri=bogus://nowhere cannot be used" in completed.stderr
+    assert "Traceback" not in completed.stderr
