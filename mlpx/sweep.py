@@ -72,7 +72,11 @@ class SweepTracking(Callback):
         self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children)))
         self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed)))
         if children:
-            self._log_summary(config, children)
+            try:
+                self._log_summary(config, children)
+            except Exception as exc:  # the runs are all logged; say the summary is missing
+                log.warning("could not write the sweep summary: %s: %s", type(exc).__name__, exc)
+                self._client.set_tag(self._parent_id, "mlpx.sweep.summary_error", str(exc)[:5000])
         parent_id = self._parent_id
         self._finish("FAILED" if failed else "FINISHED")
         if failed:
