@@ -54,6 +54,13 @@ def main() -> None:
         sys.exit(plugins_command(args[1:]))
     if args[:1] == ["check"]:
         sys.exit(check_command(args[1:]))
+    if not (CONF_DIR / "config.yaml").is_file():
+        print(
+            f"mlpx: no configs at {CONF_DIR}: mlpx runs from a clone of its repository; "
+            'install it there with `pip install -e ".[dev]"`',
+            file=sys.stderr,
+        )
+        sys.exit(2)
     host = plugin_host()
     for failure in host.failures:
         print(f"mlpx: warning: {failure}", file=sys.stderr)
