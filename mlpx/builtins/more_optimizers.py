@@ -12,7 +12,7 @@ from typing import Dict
 
 import numpy as np
 
-from mlpx.builtins.optimizers import Adam, SubnormalFlush
+from mlpx.builtins.optimizers import Adam, Momentum, SubnormalFlush
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]
@@ -33,36 +33,18 @@ class NesterovConfig:
     momentum: float = 0.9
 
 
-class Nesterov:
+class Nesterov(Momentum):
     """Nesterov momentum as PyTorch writes it: v <- mu v + g; p <- p - lr (g + mu v).
 
     The gradient is taken at p, not at the look-ahead point p - lr mu v; for a constant lr
     this is the same trajectory as Sutskever's form, rewritten so it needs one gradient per step.
     """
 
-    def __init__(self, lr: float = 0.1, momentum: float = 0.9) -> None:
-        _check_lr(lr)
-        _require(0 <= momentum < 1, f"momentum must be in [0, 1), got {momentum}")
-        self.lr = lr
-        self.momentum = momentum
-        self._velocity: Arrays = {}
-        self._scratch: Arrays = {}
-        self._flush = SubnormalFlush()
-
-    def step(self, params: Arrays, grads: Arrays) -> None:
-        for key, p in params.items():
-            v = self._velocity.get(key)
-            if v is None:
-                v = self._velocity[key] = np.zeros_like(p)
-                self._scratch[key] = np.empty_like(p)
-            g, scratch = grads[key], self._scratch[key]
-            v *= self.momentum
-            v += g
-            np.multiply(v, self.momentum, out=scratch)
-            scratch += g
-            scratch *= self.lr
-            p -= scratch
-        self._flush(self._velocity)
+    def _step_into(self, scratch: np.ndarray, v: np.ndarray, g: np.ndarray) -> None:
+        """scratch <- lr * (g + mu v), the look-ahead step."""
+        np.multiply(v, self.momentum, out=scratch)
+        scratch += g
+        scratch *= self.lr
 
 
 @dataclass

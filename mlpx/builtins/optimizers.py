@@ -95,9 +95,13 @@ class Momentum:
             v *= self.momentum
             v += grads[key]
             scratch = self._scratch[key]
-            np.multiply(v, self.lr, out=scratch)
+            self._step_into(scratch, v, grads[key])
             p -= scratch
         self._flush(self._velocity)
+
+    def _step_into(self, scratch: np.ndarray, v: np.ndarray, g: np.ndarray) -> None:
+        """scratch <- the change subtracted from p: lr * v."""
+        np.multiply(v, self.lr, out=scratch)
 
 
 @dataclass
