@@ -21,6 +21,7 @@ from mlpx.config import store_configs
 from mlpx.diagnostics.rules import render
 from mlpx.early_stopping import EarlyStopping
 from mlpx.errors import ConfigError, MlpxError, PluginError
+from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
 from mlpx.runner import check_run, chosen_components, execute, prepare
@@ -80,7 +81,7 @@ def _expose_hydra_plugins() -> None:
     """
     import hydra_plugins
 
-    folder = str(PROJECT_ROOT / "plugins" / "hydra_plugins")
+    folder = str(DEFAULT_PLUGINS_DIR / "hydra_plugins")
     if Path(folder).is_dir() and folder not in list(hydra_plugins.__path__):
         hydra_plugins.__path__.append(folder)
 
