@@ -11,11 +11,19 @@ input layer's gradient is never computed.
 """
 
 import inspect
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mlpx.blas import gemm_tn_for
+
 Arrays = Dict[str, np.ndarray]
+FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
+
+
+def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether raw BLAS may read ``a``, ``b`` and write ``c``: one dtype, C-contiguous."""
+    return all(array.dtype == dtype and array.flags.c_contiguous for array in (c, a, b))
 
 
 def _accepts_out(method: Callable[..., Any]) -> bool:
@@ -58,10 +66,13 @@ class MLP:
             self.params[f"W{layer}"] = np.ascontiguousarray(weights, dtype=self.dtype)
             self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
         self.grads: Arrays = {key: np.zeros_like(p) for key, p in self.params.items()}
+        self.weight_keys = [f"W{layer}" for layer in range(1, self.n_layers + 1)]
         self._buffers: Dict[int, _Buffers] = {}
         self._x: np.ndarray = np.empty((0, self.sizes[0]), self.dtype)
         self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
         self._a: List[np.ndarray] = []  # a[l] of each hidden layer, from the last forward
+        self._gemm_tn = gemm_tn_for(self.dtype)
+        self.fused_keys: List[str] = []  # weight keys the last backward fused into a target
 
     @property
     def activation(self) -> Any:
@@ -112,26 +123,53 @@ class MLP:
             a = self.activation.forward(z)
         raise AssertionError("unreachable: a network has at least one layer")
 
-    def backward(self, d_logits: np.ndarray) -> Arrays:
+    def backward(self, d_logits: np.ndarray, fused: Optional[FusedTargets] = None) -> Arrays:
         """Gradients of the loss for every parameter, given dL/dlogits (n_samples, n_classes).
 
         Uses what the last ``forward(keep=True)`` stored; returns ``self.grads``, whose arrays
         are overwritten by the next call.
+
+        ``fused`` maps weight keys to ``(target, alpha, beta)``: the GEMM that computes that
+        weight gradient ``g`` writes ``target <- alpha * g + beta * target`` instead (the first
+        pass of an optimizer step, see ``Optimizer.fused_targets``), and ``grads[key]`` is not
+        written. Each layer's input gradient is taken before its weight update, so a target
+        may be the weights themselves. ``self.fused_keys`` names the keys fused.
         """
+        self.fused_keys = []
         delta = d_logits  # dL/dz of the current layer
         for layer in range(self.n_layers, 0, -1):
             a_prev = self._x if layer == 1 else self._a[layer - 2]
-            np.matmul(a_prev.T, delta, out=self.grads[f"W{layer}"])
+            weights = self.params[f"W{layer}"]
+            grad_a = None
+            if layer > 1:  # before the weight update below may change the weights
+                grad_a = np.matmul(delta, weights.T, out=self._grad_a[layer - 2])
+            self._weight_gradient(f"W{layer}", a_prev, delta, fused)
             np.add.reduce(delta, axis=0, out=self.grads[f"b{layer}"])
-            if layer == 1:
+            if grad_a is None:
                 break
-            grad_a = np.matmul(delta, self.params[f"W{layer}"].T, out=self._grad_a[layer - 2])
             z = self._z[layer - 2]
             if self._backward_out:
                 delta = self.activation.backward(z, a_prev, grad_a, out=grad_a)
             else:
                 delta = self.activation.backward(z, a_prev, grad_a)
         return self.grads
+
+    def _weight_gradient(
+        self, key: str, a_prev: np.ndarray, delta: np.ndarray, fused: Optional[FusedTargets]
+    ) -> None:
+        """grads[key] = a_prev.T @ delta, or its fused update into a target (see ``backward``).
+
+        Falls back to the plain gradient (the optimizer then steps this key as usual) when
+        NumPy's BLAS is out of reach or an array is not C-contiguous in the model's dtype.
+        """
+        target = fused.get(key) if fused else None
+        gemm_tn = self._gemm_tn
+        if target is not None and gemm_tn is not None and _blas_ready(target[0], a_prev, delta, self.dtype):
+            buffer, alpha, beta = target
+            gemm_tn(alpha, a_prev, delta, beta, buffer)
+            self.fused_keys.append(key)
+        else:
+            np.matmul(a_prev.T, delta, out=self.grads[key])
 
     def forward_hidden(self, x: np.ndarray, batch_size: int = 5000) -> Tuple[np.ndarray, List[np.ndarray]]:
         """Logits (n_samples, n_classes) and every hidden layer's output (n_samples, units)."""

@@ -94,6 +94,7 @@ def fit(
     lr_schedule: str = "constant",
     health: bool = False,
     divergence_factor: float = 1e3,
+    fused_updates: bool = True,
     on_epoch_end: Optional[Callable[[int, Metrics], Optional[str]]] = None,
 ) -> FitResult:
     """Train ``model`` in place for up to ``epochs``; return the metrics of every epoch.
@@ -103,6 +104,10 @@ def fit(
     ``val_loss``, ``val_ce``, ``val_acc``, ``lr`` (at the epoch's end), ``epoch_seconds``, and
     with ``health`` the metrics of ``mlpx.diagnostics`` (norms, update ratios, dead units,
     calibration). ``on_epoch_end`` may return a reason to stop early.
+
+    With ``fused_updates``, an optimizer that offers ``fused_targets`` has its first pass over
+    each weight matrix done by the GEMM that computes the gradient (``MLP.backward``): the same
+    arithmetic, in one pass over the weights instead of three or four.
 
     Raises DivergenceError at the first non-finite training loss, or one above
     ``divergence_factor`` times the first step's loss.
@@ -119,6 +124,7 @@ def fit(
     gather = _BatchGather(x, y_onehot)
     value_and_grad = _value_and_grad(loss)
     guard = _DivergenceGuard(divergence_factor)
+    offer_fused = getattr(optimizer, "fused_targets", None) if fused_updates else None
     history: List[Metrics] = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
@@ -134,13 +140,16 @@ def fit(
             guard.check(value, epoch, step + 1, optimizer.lr)
             loss_sum += value * len(batch)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
-            grads = model.backward(d_logits)
-            if health and step == measured_step:
-                before = {k: v.copy() for k, v in model.params.items() if k.startswith("W")}
-                optimizer.step(model.params, grads)
-                ratios = update_ratios(before, model.params)
+            measured = health and step == measured_step
+            if measured:  # before backward: a fused update changes the weights there
+                before = {key: model.params[key].copy() for key in model.weight_keys}
+            if callable(offer_fused):
+                grads = model.backward(d_logits, offer_fused({k: model.params[k] for k in model.weight_keys}))
+                optimizer.step(model.params, grads, fused=model.fused_keys)
             else:
-                optimizer.step(model.params, grads)
+                optimizer.step(model.params, model.backward(d_logits))
+            if measured:
+                ratios = update_ratios(before, model.params)
         metrics = {"train_loss": loss_sum / n_samples, "train_acc": correct / n_samples}
         metrics.update(_validation_metrics(model, loss, x_val, data, health))
         if health:

@@ -205,6 +205,26 @@ class MomentumHardcoded(MomentumClassic):  # ignores its momentum argument
             p += v
 
 
+class FusedTargetIgnored(SGD):  # momentum through the fused path, plain SGD through step
+    def __init__(self, lr=0.05, momentum=0.9):
+        super().__init__(lr)
+        self.momentum, self.velocity = momentum, {}
+
+    def fused_targets(self, params):
+        targets = {k: self.velocity.setdefault(k, np.zeros_like(p)) for k, p in params.items()}
+        return {k: (v, 1.0, self.momentum) for k, v in targets.items()}
+
+    def step(self, params, grads, fused=()):
+        for key, p in params.items():
+            p -= self.lr * (self.velocity[key] if key in fused else grads[key])
+
+
+class ReadsFusedGradient(FusedTargetIgnored):  # its step reads the gradient of a fused key
+    def step(self, params, grads, fused=()):
+        for key, p in params.items():
+            p -= self.lr * grads[key]
+
+
 @pytest.mark.parametrize(
     "broken, checks, words",
     [
@@ -215,6 +235,8 @@ class MomentumHardcoded(MomentumClassic):  # ignores its momentum argument
         (SharedVelocity, {"separate_state"}, "shared between keys"),
         (AdamNoBiasCorrection, {"reference"}, "a classic mistake: no bias correction"),
         (MomentumHardcoded, {"reference"}, "changed hyperparameters {'momentum': 0.5}"),
+        (FusedTargetIgnored, {"fused"}, "the fused path left the plain one"),
+        (ReadsFusedGradient, {"fused"}, "a gradient of a fused key was read"),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from mlpx.builtins.activations import ReLU, Tanh
 from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy, MSESoftmax
-from mlpx.builtins.optimizers import SGD
+from mlpx.builtins.optimizers import SGD, Momentum
 from mlpx.cli import CONF_DIR, plugin_host
 from mlpx.errors import ConfigError, PluginError
 from mlpx.model import MLP
@@ -196,3 +196,47 @@ def test_float32_fast_path_matches_float64_reference_across_batch_sizes():
             assert grads[key].dtype == np.float32
             scale = np.abs(value).max()
             np.testing.assert_allclose(grads[key], value, rtol=0, atol=1e-5 * scale, err_msg=key)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.1), lambda: Momentum(lr=0.1, momentum=0.9)])
+def test_fused_weight_updates_match_the_plain_step_and_the_float64_reference(make):
+    # the trainer lets BLAS apply SGD's step (or momentum's velocity update) inside the GEMM
+    # that makes each weight gradient; that must be the same arithmetic as step(params, grads)
+    rng = np.random.default_rng(3)
+    plain, fused = (MLP([784, 300, 75, 10], ReLU(), HeNormal(), np.random.default_rng(0)) for _ in range(2))
+    params64 = {k: v.astype(np.float64) for k, v in plain.params.items()}
+    velocity64 = {k: np.zeros_like(v) for k, v in params64.items()}
+    plain_opt, fused_opt, loss = make(), make(), CrossEntropy()
+    mu = getattr(plain_opt, "momentum", 0.0)
+    for lr in (0.1, 0.05, 0.02):  # a schedule sets lr between steps
+        x = rng.random((128, 784), dtype=np.float32)
+        y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 128)]
+        plain_opt.lr = fused_opt.lr = lr
+        plain_opt.step(plain.params, plain.backward(loss.grad(plain.forward(x), y)))
+        offer = fused_opt.fused_targets({k: fused.params[k] for k in fused.weight_keys})
+        grads = fused.backward(loss.grad(fused.forward(x), y), offer)
+        assert fused.fused_keys == ["W3", "W2", "W1"]  # NumPy's BLAS was found: the fast path ran
+        fused_opt.step(fused.params, grads, fused=fused.fused_keys)
+        g64 = _reference_grads(params64, x.astype(np.float64), y.astype(np.float64), loss)
+        for key in params64:
+            velocity64[key] = mu * velocity64[key] + g64[key]
+            params64[key] -= lr * velocity64[key]
+    for key, expected in params64.items():
+        scale = np.abs(expected).max()
+        got = fused.params[key]
+        np.testing.assert_allclose(got, plain.params[key], rtol=0, atol=1e-6 * scale, err_msg=key)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * scale, err_msg=key)
+
+
+def test_fused_path_falls_back_to_numpy_for_an_input_blas_cannot_take():
+    model = MLP([784, 30, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    twin = MLP([784, 30, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    x = np.asfortranarray(np.random.default_rng(1).random((16, 784), dtype=np.float32))
+    y = np.eye(10, dtype=np.float32)[np.arange(16) % 10]
+    optimizer, reference = SGD(lr=0.5), SGD(lr=0.5)
+    grads = model.backward(CrossEntropy().grad(model.forward(x), y), optimizer.fused_targets(model.params))
+    assert model.fused_keys == ["W2"]  # W1's gradient needs x, which is not C-contiguous
+    optimizer.step(model.params, grads, fused=model.fused_keys)
+    reference.step(twin.params, twin.backward(CrossEntropy().grad(twin.forward(np.ascontiguousarray(x)), y)))
+    for key in model.params:
+        np.testing.assert_allclose(model.params[key], twin.params[key], rtol=1e-6, atol=1e-7, err_msg=key)

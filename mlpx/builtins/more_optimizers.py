@@ -38,7 +38,10 @@ class Nesterov(Momentum):
 
     The gradient is taken at p, not at the look-ahead point p - lr mu v; for a constant lr
     this is the same trajectory as Sutskever's form, rewritten so it needs one gradient per step.
+    Its step reads the gradient again, so it offers no fused targets.
     """
+
+    fused_targets = None
 
     def _step_into(self, scratch: np.ndarray, v: np.ndarray, g: np.ndarray) -> None:
         """scratch <- lr * (g + mu v), the look-ahead step."""

@@ -3,17 +3,23 @@
 ``params`` and ``grads`` are dicts with the same keys; state is kept per key, allocated on the
 first step in the parameter's dtype, and the gradients are never modified. ``lr`` is a plain
 attribute so a learning-rate schedule can set it between steps.
+
+SGD and Momentum also offer ``fused_targets``: their first pass over a weight matrix,
+``target <- alpha * g + beta * target``, is what a BLAS GEMM computes for free while it makes
+the gradient ``g`` (see ``mlpx.model.MLP.backward``), so the largest matrix is not read and
+written again just to apply the step.
 """
 
 import math
 from dataclasses import dataclass
-from typing import Dict
+from typing import Collection, Dict, Tuple
 
 import numpy as np
 
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]
+FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
 
 
 class SubnormalFlush:
@@ -58,8 +64,15 @@ class SGD:
         self.lr = lr
         self._scratch: Arrays = {}
 
-    def step(self, params: Arrays, grads: Arrays) -> None:
+    def fused_targets(self, params: Arrays) -> FusedTargets:
+        """The whole step is the GEMM's accumulation: p <- -lr * g + p."""
+        return {key: (p, -self.lr, 1.0) for key, p in params.items()}
+
+    def step(self, params: Arrays, grads: Arrays, fused: Collection[str] = ()) -> None:
+        """Update ``params``; keys in ``fused`` were already stepped by ``fused_targets``."""
         for key, p in params.items():
+            if key in fused:
+                continue
             scratch = self._scratch.get(key)
             if scratch is None:
                 scratch = self._scratch[key] = np.empty_like(p)
@@ -86,14 +99,24 @@ class Momentum:
         self._scratch: Arrays = {}
         self._flush = SubnormalFlush()
 
-    def step(self, params: Arrays, grads: Arrays) -> None:
+    def _state(self, key: str, p: np.ndarray) -> np.ndarray:
+        v = self._velocity.get(key)
+        if v is None:
+            v = self._velocity[key] = np.zeros_like(p)
+            self._scratch[key] = np.empty_like(p)
+        return v
+
+    def fused_targets(self, params: Arrays) -> FusedTargets:
+        """The velocity update is the GEMM's accumulation: v <- g + mu * v."""
+        return {key: (self._state(key, p), 1.0, self.momentum) for key, p in params.items()}
+
+    def step(self, params: Arrays, grads: Arrays, fused: Collection[str] = ()) -> None:
+        """Update ``params``; for keys in ``fused`` the velocity was already updated."""
         for key, p in params.items():
-            v = self._velocity.get(key)
-            if v is None:
-                v = self._velocity[key] = np.zeros_like(p)
-                self._scratch[key] = np.empty_like(p)
-            v *= self.momentum
-            v += grads[key]
+            v = self._state(key, p)
+            if key not in fused:
+                v *= self.momentum
+                v += grads[key]
             scratch = self._scratch[key]
             self._step_into(scratch, v, grads[key])
             p -= scratch

@@ -12,6 +12,9 @@
   RMSprop, Adagrad), the trajectory on a fixed gradient sequence matches an independent
   reference implementation of one of its standard variants, with the plugin's hyperparameters
   and again with different ones (an ignored argument is caught).
+- ``fused``: when the optimizer offers ``fused_targets`` (its first pass over a weight matrix,
+  done by the GEMM that computes the gradient), stepping through them follows the same
+  trajectory as ``step(params, grads)``; the gradients of fused keys are then not read.
 """
 
 import inspect
@@ -66,6 +69,8 @@ def check_optimizer(
             ("separate_state", lambda: _separate_state(build, base_lr, np.random.default_rng(seeds[4]), tol)),
         ],
     )
+    if getattr(build(base_lr), "fused_targets", None) is not None:
+        run_checks(report, [("fused", lambda: _fused(build, base_lr, np.random.default_rng(seeds[4]), tol))])
     family = identify(names)
     if family is None:
         report.notes.append(
@@ -294,6 +299,46 @@ def _separate_state(
             "state is shared between keys (one velocity or moment buffer for all, state keyed by "
             "shape, or a step counter advanced once per key). Keep state in a dict keyed by "
             "the parameter's name.",
+        )
+    ]
+
+
+def _fused(
+    build: Callable[..., Any], base_lr: float, rng: np.random.Generator, tol: Tolerances
+) -> List[Problem]:
+    """The trainer's fused path, with the GEMM's accumulation written out, against plain steps."""
+    start = _random_params(rng)
+    grads = [_random_grads(rng) for _ in range(TRAJECTORY_STEPS)]
+    lr = base_lr if base_lr > 0 else 0.01
+    plain = _follow(build(lr), start, grads)
+    optimizer = build(lr)
+    params = {k: p.copy() for k, p in start.items()}
+    gaps = []
+    for step, g in enumerate(grads):
+        weights = {k: p for k, p in params.items() if k.startswith("W")}
+        targets = optimizer.fused_targets(weights)
+        for key, (target, alpha, beta) in targets.items():
+            target *= beta
+            target += alpha * g[key]
+        stale = {k: np.full_like(v, np.nan) if k in targets else v.copy() for k, v in g.items()}
+        optimizer.step(params, stale, fused=list(targets))
+        gaps.extend(float(np.max(np.abs(p - plain[key][step]))) for key, p in params.items())
+    worst = float(np.max(gaps))  # nan, if any step made one, stays
+    scale = max(float(np.max(np.abs(p))) for p in start.values())
+    if worst <= tol.recompute * scale:
+        return []
+    return [
+        Problem(
+            "fused",
+            f"the fused path left the plain one by {fmt(worst)}"
+            if np.isfinite(worst)
+            else "nan or inf: a gradient of a fused key was read",
+            f"<= {tol.recompute:g} x {fmt(scale)}",
+            "The trainer takes fused_targets when they are offered: for each weight matrix the GEMM "
+            "writes target <- alpha * gradient + beta * target, then step(params, grads, fused=keys) "
+            "must finish the update without reading those keys' gradients (they hold nan here). "
+            "Make the two paths agree, or set fused_targets = None (as a subclass whose step "
+            "reads the gradient again must).",
         )
     ]
 
