@@ -1,10 +1,10 @@
-"""Optimizer internals that the generic checks do not see: state never sinks into subnormals."""
+"""Optimizer internals that the generic checks do not see: no subnormal state, BLAS and NumPy paths agree."""
 
 import numpy as np
 import pytest
 
 from mlpx.builtins.more_optimizers import AdamW, Nesterov, RMSprop
-from mlpx.builtins.optimizers import Adam, Momentum
+from mlpx.builtins.optimizers import SGD, Adam, Momentum
 
 
 @pytest.mark.parametrize("make", [Momentum, Adam, Nesterov, RMSprop, AdamW])
@@ -25,3 +25,18 @@ def test_state_of_a_parameter_whose_gradient_stops_is_flushed_before_it_turns_su
                         magnitude = np.abs(array)
                         assert not np.any((magnitude > 0) & (magnitude < tiny))
     assert np.all(np.isfinite(params["W1"]))
+
+
+@pytest.mark.parametrize("make", [SGD, Momentum])
+def test_blas_and_numpy_paths_of_a_step_agree(make):
+    # contiguous arrays step through BLAS axpy; a Fortran-ordered one falls back to NumPy
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((30, 20)).astype(np.float32)
+    grads = [rng.standard_normal((30, 20)).astype(np.float32) for _ in range(4)]
+    by_blas, by_numpy = {"W1": start.copy()}, {"W1": np.asfortranarray(start)}
+    blas_optimizer, numpy_optimizer = make(lr=0.1), make(lr=0.1)
+    for g in grads:
+        blas_optimizer.step(by_blas, {"W1": g})
+        numpy_optimizer.step(by_numpy, {"W1": np.asfortranarray(g)})
+    np.testing.assert_allclose(by_blas["W1"], by_numpy["W1"], rtol=1e-6, atol=1e-6)
+    assert not np.array_equal(by_blas["W1"], start)

@@ -43,11 +43,12 @@ class Nesterov(Momentum):
 
     fused_targets = None
 
-    def _step_into(self, scratch: np.ndarray, v: np.ndarray, g: np.ndarray) -> None:
-        """scratch <- lr * (g + mu v), the look-ahead step."""
+    def _descend(self, p: np.ndarray, v: np.ndarray, g: np.ndarray, scratch: np.ndarray) -> None:
+        """p <- p - lr * (g + mu v), the look-ahead step."""
         np.multiply(v, self.momentum, out=scratch)
         scratch += g
         scratch *= self.lr
+        p -= scratch
 
 
 @dataclass

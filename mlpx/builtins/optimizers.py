@@ -16,6 +16,7 @@ from typing import Collection, Dict, Tuple
 
 import numpy as np
 
+from mlpx.blas import axpy
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]
@@ -71,7 +72,7 @@ class SGD:
     def step(self, params: Arrays, grads: Arrays, fused: Collection[str] = ()) -> None:
         """Update ``params``; keys in ``fused`` were already stepped by ``fused_targets``."""
         for key, p in params.items():
-            if key in fused:
+            if key in fused or axpy(-self.lr, grads[key], p):
                 continue
             scratch = self._scratch.get(key)
             if scratch is None:
@@ -103,7 +104,7 @@ class Momentum:
         v = self._velocity.get(key)
         if v is None:
             v = self._velocity[key] = np.zeros_like(p)
-            self._scratch[key] = np.empty_like(p)
+            self._scratch[key] = np.zeros_like(p)  # zeros: unused while axpy serves
         return v
 
     def fused_targets(self, params: Arrays) -> FusedTargets:
@@ -117,14 +118,14 @@ class Momentum:
             if key not in fused:
                 v *= self.momentum
                 v += grads[key]
-            scratch = self._scratch[key]
-            self._step_into(scratch, v, grads[key])
-            p -= scratch
+            self._descend(p, v, grads[key], self._scratch[key])
         self._flush(self._velocity)
 
-    def _step_into(self, scratch: np.ndarray, v: np.ndarray, g: np.ndarray) -> None:
-        """scratch <- the change subtracted from p: lr * v."""
-        np.multiply(v, self.lr, out=scratch)
+    def _descend(self, p: np.ndarray, v: np.ndarray, g: np.ndarray, scratch: np.ndarray) -> None:
+        """p <- p - lr * v: one BLAS axpy pass where it can, else two NumPy passes."""
+        if not axpy(-self.lr, v, p):
+            np.multiply(v, self.lr, out=scratch)
+            p -= scratch
 
 
 @dataclass
