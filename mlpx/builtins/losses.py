@@ -28,17 +28,22 @@ class CrossEntropy:
         return self.value_and_grad(logits, y_onehot)[1]
 
     def value_and_grad(self, logits: np.ndarray, y_onehot: np.ndarray) -> Tuple[float, np.ndarray]:
-        """Both from one softmax: log p = shifted - log(sum exp(shifted))."""
+        """Both from one softmax: log p = shifted - log(sum exp(shifted)).
+
+        Called once per training step, so it is written for few NumPy calls on small arrays
+        (the row sums of a (128, 10) batch cost more in dispatch than in arithmetic).
+        """
+        n_samples = len(logits)
         shifted = logits - logits.max(axis=1, keepdims=True)
         d_logits = np.exp(shifted)
         sums = d_logits.sum(axis=1, keepdims=True)
-        row_mass = y_onehot.sum(axis=1, keepdims=True)
-        per_row = row_mass[:, 0] * np.log(sums[:, 0]) - (y_onehot * shifted).sum(axis=1)
-        d_logits /= sums
-        d_logits *= row_mass
+        row_mass = y_onehot.sum(axis=1, keepdims=True)  # 1 for one-hot rows
+        value = (float(np.vdot(row_mass, np.log(sums))) - float(np.vdot(y_onehot, shifted))) / n_samples
+        np.divide(row_mass, sums, out=sums)
+        d_logits *= sums
         d_logits -= y_onehot
-        d_logits /= len(logits)
-        return float(per_row.mean(dtype=np.float64)), d_logits
+        d_logits *= 1.0 / n_samples
+        return value, d_logits
 
     def probs(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits)
