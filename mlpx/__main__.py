@@ -1,6 +1,20 @@
-"""`python -m mlpx`: the same entry point as the `mlpx` console script."""
+"""`python -m mlpx` and the `mlpx` console script.
 
-from mlpx.cli import main
+The MLflow helper process starts before anything else is imported, so its ~2 s import of MLflow
+overlaps all of the main process's start-up (see ``mlpx.helper_process``).
+"""
+
+import sys
+
+from mlpx.helper_process import start_early
+
+
+def main() -> None:
+    start_early(sys.argv[1:])
+    from mlpx.cli import main as cli_main
+
+    cli_main()
+
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,8 @@ from mlpx.config import store_configs
 from mlpx.diagnostics.rules import render
 from mlpx.early_stopping import EarlyStopping
 from mlpx.errors import ConfigError, MlpxError, PluginError
+from mlpx.helper_process import start_early
+from mlpx.plots import warm_up as warm_up_plots
 from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
@@ -62,6 +64,7 @@ def main() -> None:
             file=sys.stderr,
         )
         sys.exit(2)
+    start_early(args)  # MLflow's import overlaps Hydra, plugins, data and checks
     host = plugin_host()
     for failure in host.failures:
         print(f"mlpx: warning: {failure}", file=sys.stderr)
@@ -201,6 +204,9 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
                 "plugin checks passed; network gradient check: worst relative error %.2g",
                 checks.network.error,
             )
+        if cfg.tracking.plots:
+            warm_up_plots()  # while the helper may still be importing MLflow
+        tracker.sync()  # the store and the run exist, or training does not start
     except BaseException as exc:
         tracker.close(exc)
         raise

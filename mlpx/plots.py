@@ -6,6 +6,12 @@ from typing import List
 from mlpx.sweep_summary import SweepSummary
 
 
+def warm_up() -> None:
+    """Import matplotlib's figure, Agg canvas and font cache now, while there is time to spare."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
 def _new_figure(width: float, height: float):
     """A bare Agg figure: no pyplot, so no global state and no GUI backend to import."""
     from matplotlib.figure import Figure
@@ -141,7 +147,11 @@ def confusion_plot(labels, predicted, n_classes: int) -> bytes:
 
 
 def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
-    """The test images misclassified with the highest confidence, with their probabilities."""
+    """The test images misclassified with the highest confidence, with their probabilities.
+
+    The images are tiled into one picture on one axes: sixteen axes of their own cost matplotlib
+    three times as long to draw.
+    """
     import numpy as np
 
     predicted = probs.argmax(axis=1)
@@ -149,16 +159,21 @@ def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
     order = wrong[np.argsort(-probs[wrong, predicted[wrong]])][:count]
     columns = 8
     rows = max(1, -(-len(order) // columns))
-    fig = _new_figure(1.6 * columns, 1.9 * rows + 0.3)
-    axes = fig.subplots(rows, columns, squeeze=False)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.84, hspace=0.5)
     side = int(round(np.sqrt(images.shape[1])))
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, index in zip(axes.ravel(), order):
-        ax.imshow(images[index].reshape(side, side), cmap="gray_r")
+    gap = side // 2  # room between tiles, and above each for its caption
+    cell_w, cell_h = side + gap, side + 2 * gap
+    mosaic = np.full((rows * cell_h + gap // 2, columns * cell_w), np.nan)
+    width = 1.6 * columns  # inches; the mosaic fills it, with 0.4 inch above for the title
+    height = width * mosaic.shape[0] / mosaic.shape[1] + 0.4
+    fig = _new_figure(width, height)
+    ax = fig.add_axes((0, 0, 1, 1 - 0.4 / height))
+    ax.axis("off")
+    for slot, index in enumerate(order):
+        top, left = (slot // columns) * cell_h + 2 * gap, (slot % columns) * cell_w + gap // 2
+        mosaic[top : top + side, left : left + side] = images[index].reshape(side, side)
         truth, guess = labels[index], predicted[index]
-        title = f"true {truth} p={probs[index, truth]:.2f}\nsaid {guess} p={probs[index, guess]:.2f}"
-        ax.set_title(title, fontsize=7)
+        caption = f"true {truth} p={probs[index, truth]:.2f}\nsaid {guess} p={probs[index, guess]:.2f}"
+        ax.text(left + side / 2, top - 1, caption, fontsize=7, ha="center", va="bottom")
+    ax.imshow(mosaic, cmap="gray_r", interpolation="nearest")
     fig.suptitle("most confident mistakes (test set)", fontsize=9)
     return _png(fig)

@@ -1,8 +1,9 @@
 """MLflow tracking: the store, and the observer that logs one run's params, curves and artifacts.
 
-MLflow is imported only here, and only when a run starts, so ``--help``, config errors and
-plugin listings stay fast. Everything goes through ``MlflowClient`` (no global active run),
-so several runs in one process - a sweep with Hydra's basic launcher - cannot collide.
+MLflow is imported lazily, so ``--help``, config errors and plugin listings stay fast; a run's
+own MLflow calls happen in the helper process (``mlpx.run_recorder``). Everything goes through
+``MlflowClient`` (no global active run), so several runs in one process - a sweep with Hydra's
+basic launcher - cannot collide.
 """
 
 import getpass
@@ -18,13 +19,13 @@ import numpy as np
 
 from mlpx.diagnostics.rules import diagnose, render, summary
 from mlpx.errors import DivergenceError, TrackingError
+from mlpx.helper_process import RemoteRecorder, mlflow_environment
 from mlpx.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
 
 #: set by the sweep callback so every job of a multirun becomes a child of one parent run
 PARENT_RUN_ENV = "MLPX_PARENT_RUN_ID"
-_MAX_TAG_LENGTH = 5000
 
 
 def is_remote(uri: str) -> bool:
@@ -150,30 +151,37 @@ def git_commit(directory: Path) -> Optional[str]:
 
 
 class MlflowTracker:
-    """Lifecycle plugin that records one run in MLflow.
+    """Lifecycle plugin that records one run in MLflow, through the helper process.
 
-    ``open`` creates the run (status RUNNING) with params and tags before any heavy work, so a
-    run that fails at any point is kept, with status FAILED and an ``mlpx.error`` tag.
+    ``open`` asks for the run (status RUNNING) with params and tags before any heavy work, so a
+    run that fails at any point is kept, with status FAILED and an ``mlpx.error`` tag. Requests
+    go out without waiting; ``sync`` (called before training, after each epoch and at the end)
+    raises TrackingError for the first one MLflow refused.
     """
 
     def __init__(
-        self, uri: str, experiment: str, artifact_location: Optional[str], plots: bool = True
+        self,
+        uri: str,
+        experiment: str,
+        artifact_location: Optional[str],
+        plots: bool = True,
+        recorder: Optional[RemoteRecorder] = None,
     ) -> None:
         self.uri = uri
         self.experiment = experiment
         self.artifact_location = artifact_location
-        self.run_id: Optional[str] = None
         self.plots = plots
-        self._client: Any = None
+        self._recorder = recorder or RemoteRecorder()
         self._history: List[Dict[str, float]] = []  # the epochs logged so far
 
-    def open(self, params: Mapping[str, str], tags: Mapping[str, str], run_name: Optional[str]) -> str:
-        """Create the run under the sweep's parent run when there is one; return its id."""
-        from mlflow import MlflowClient
-        from mlflow.entities import Param
+    @property
+    def run_id(self) -> Optional[str]:
+        """The MLflow run's id, once the helper created it (waits for it)."""
+        self.sync()
+        return self._recorder.results.get("open")
 
-        experiment_id = prepare_experiment(self.uri, self.experiment, self.artifact_location)
-        self._client = MlflowClient(self.uri)
+    def open(self, params: Mapping[str, str], tags: Mapping[str, str], run_name: Optional[str]) -> None:
+        """Ask for the run, under the sweep's parent run when there is one."""
         all_tags = {
             "mlflow.user": getpass.getuser(),
             "mlflow.source.name": "mlpx",
@@ -183,22 +191,26 @@ class MlflowTracker:
         parent = os.environ.get(PARENT_RUN_ENV)
         if parent:
             all_tags["mlflow.parentRunId"] = parent
-        run = self._client.create_run(experiment_id, tags=all_tags, run_name=run_name)
-        self.run_id = run.info.run_id
-        items = [Param(k, v) for k, v in params.items()]
-        for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self._client.log_batch(self.run_id, params=items[start : start + 100])
-        return self.run_id
+        self._recorder.submit(
+            "open", self.uri, self.experiment, self.artifact_location, dict(params), all_tags, run_name,
+            mlflow_environment(),
+        )  # fmt: skip
+
+    def sync(self) -> None:
+        """Wait for every request sent; raise TrackingError if MLflow refused one."""
+        self._recorder.sync()
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._client.log_text(self.run_id, text, artifact_file)
+        self._recorder.submit("log_text", text, artifact_file)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        self._recorder.submit("log_metrics", {k: float(v) for k, v in metrics.items()}, step, _now_ms())
 
     @hookimpl
     def on_run_start(self, run) -> None:
-        from mlflow.entities import RunTag
-
-        tags = [RunTag(f"mlpx.data.{split}_size", str(n)) for split, n in run.dataset.sizes().items()]
-        self._client.log_batch(self.run_id, tags=tags)
+        self._recorder.submit(
+            "set_tags", {f"mlpx.data.{split}_size": str(n) for split, n in run.dataset.sizes().items()}
+        )
 
     @hookimpl
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -206,26 +218,17 @@ class MlflowTracker:
         # One synchronous batch per epoch: ~5 ms on SQLite, ~1 % of an epoch, and a lost
         # store fails the run at once. (MLflow's asynchronous queue costs up to 1 s to close.)
         self.log_metrics(metrics, step=epoch)
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        from mlflow.entities import Metric
-
-        timestamp = _now_ms()
-        batch = [Metric(k, float(v), timestamp, step) for k, v in metrics.items()]
-        self._client.log_batch(self.run_id, metrics=batch)
+        self.sync()
 
     @hookimpl
     def on_run_end(self, run, result, error) -> None:
-        if self.run_id is None:
-            return
         try:
-            for key, value in run.tags.items():
-                self._client.set_tag(self.run_id, key, value)
+            self._recorder.submit("set_tags", dict(run.tags))
             if result is not None:
                 self.log_metrics(result.test, step=len(result.history))
                 weights = Path(run.output_dir) / "weights.npz"
                 np.savez(weights, **result.weights)  # plain arrays: loads with allow_pickle=False
-                self._client.log_artifact(self.run_id, str(weights))
+                self._recorder.submit("log_artifact", str(weights))
                 self._log_diagnosis(result.diagnosis, result.history, result.stop_reason)
                 if self.plots:
                     self._log_plots(run, result)
@@ -236,10 +239,11 @@ class MlflowTracker:
             self.close(error)
 
     def _log_diagnosis(self, findings, history, stop_reason: Optional[str]) -> None:
-        self._client.set_tag(self.run_id, "mlpx.diagnosis", summary(findings)[:_MAX_TAG_LENGTH])
-        self._client.log_text(self.run_id, render(findings, history), "diagnosis.md")
+        tags = {"mlpx.diagnosis": summary(findings)}
         if stop_reason:
-            self._client.set_tag(self.run_id, "mlpx.stopped_early", stop_reason[:_MAX_TAG_LENGTH])
+            tags["mlpx.stopped_early"] = stop_reason
+        self._recorder.submit("set_tags", tags)
+        self._recorder.submit("log_text", render(findings, history), "diagnosis.md")
 
     def _log_plots(self, run, result) -> None:
         from mlpx import plots
@@ -260,21 +264,27 @@ class MlflowTracker:
         folder.mkdir(parents=True, exist_ok=True)
         for name, png in figures.items():
             (Path(run.output_dir) / name).write_bytes(png)
-        self._client.log_artifacts(self.run_id, str(folder), "plots")
+        self._recorder.submit("log_artifacts", str(folder), "plots")
 
     def close(self, error: Optional[BaseException]) -> None:
-        """End the run: FINISHED, or FAILED (KILLED on Ctrl-C) with the error as a tag."""
-        if self.run_id is None:
-            return
-        status = "FINISHED"
+        """End the run: FINISHED, or FAILED (KILLED on Ctrl-C) with the error as a tag.
+
+        With ``error`` set, a tracking failure is only logged: the error that ended the run is
+        the one to raise.
+        """
+        status, tags = "FINISHED", {}
         if error is not None:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            message = f"{type(error).__name__}: {error}"[:_MAX_TAG_LENGTH]
-            self._client.set_tag(self.run_id, "mlpx.error", message)
+            tags["mlpx.error"] = f"{type(error).__name__}: {error}"
             if isinstance(error, DivergenceError):
-                where = f"epoch {error.epoch}, step {error.step}: {error}"
-                self._client.set_tag(self.run_id, "mlpx.diverged", where[:_MAX_TAG_LENGTH])
-        self._client.set_terminated(self.run_id, status)
+                tags["mlpx.diverged"] = f"epoch {error.epoch}, step {error.step}: {error}"
+        try:
+            self._recorder.submit("close", status, tags)
+            self.sync()
+        except TrackingError as tracking_error:
+            if error is None:
+                raise
+            log.warning("the run could not be recorded completely: %s", tracking_error)
 
 
 def _now_ms() -> int:

@@ -118,6 +118,19 @@ def test_exploding_gradients():
     assert "exploding gradients" in _rules(history)
 
 
+@pytest.mark.parametrize("final_acc, fires", [(0.11, True), (0.9, False)])
+def test_huge_first_steps_then_a_flat_loss_at_chance_is_a_learning_rate_too_high(final_acc, fires):
+    history = _epochs(
+        train_loss=[3.45, 2.24, 2.30, 2.30, 2.30, 2.30],
+        val_acc=[0.11, 0.11, 0.11, 0.11, 0.11, final_acc],
+        **{"update_ratio/layer1": [0.02, 0.0, 0.0, 0.0, 0.0, 0.0]},
+    )
+    findings = [f for f in diagnose(history, "cross_entropy") if f.rule == "learning rate too high"]
+    assert bool(findings) == fires
+    if fires:
+        assert "stalled at a training loss of 2.3000" in findings[0].message
+
+
 def test_rules_stay_quiet_without_the_metrics_they_need():
     assert diagnose([{"train_loss": 1.0}], "cross_entropy") == []
     assert diagnose([], "cross_entropy") == []

@@ -1,5 +1,11 @@
 """How runs end, seen through MLflow: diagnosed, stopped early, diverged, or skipped on resume."""
 
+import os
+import re
+import signal
+import subprocess
+import sys
+
 import numpy as np
 from mlflow import MlflowClient
 
@@ -124,3 +130,28 @@ def test_resume_skips_finished_configs_and_reruns_failed_ones(workdir, run_mlpx)
     assert by_hidden == {"[16]": ["FINISHED"], "[0]": ["FAILED", "FAILED"], "[8]": ["FINISHED"]}
     hashes = {r.data.tags["mlpx.config_hash"] for r in children if r.data.params["model.hidden"] == "[0]"}
     assert len(hashes) == 1  # the same config gets the same hash
+
+
+def test_ctrl_c_during_training_ends_the_run_killed_with_its_epochs(workdir, mnist_cache):
+    # the real thing: SIGINT to the whole process group, as a terminal sends it
+    env = {**os.environ, "XDG_CACHE_HOME": str(mnist_cache)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlpx", *SMALL, "trainer.epochs=200"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    for line in process.stdout:  # one progress line per epoch: "... epoch   2/200  train_loss ..."
+        if re.search(r"epoch\s+2/200", line):
+            os.killpg(process.pid, signal.SIGINT)
+            break
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+    client = MlflowClient(store_uri(workdir))
+    (run,) = client.search_runs([client.get_experiment_by_name("mlpx").experiment_id])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["mlpx.error"].startswith("KeyboardInterrupt")
+    assert len(client.get_metric_history(run.info.run_id, "val_ce")) >= 2

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from mlpx.errors import TrackingError
+from mlpx.helper_process import HelperProcess, RemoteRecorder
 from tests.conftest import SMALL, store_uri
 
 
@@ -170,3 +172,24 @@ def test_unusable_store_uri_is_a_clear_error(workdir, run_mlpx):
     assert completed.returncode == 1
     assert "the MLflow store at tracking.uri=bogus://nowhere cannot be used" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_a_refused_request_is_raised_once_at_sync_and_the_run_goes_no_further(tmp_path):
+    recorder = RemoteRecorder()
+    recorder.submit("open", "nosuchscheme://store", "mlpx", None, {}, {}, None, {})
+    recorder.submit("log_text", "never written", "x.txt")
+    with pytest.raises(TrackingError, match="nosuchscheme://store"):
+        recorder.sync()
+    recorder.submit("close", "FAILED", {})
+    recorder.sync()  # skipped by the helper: the one error was reported once
+    assert "open" not in recorder.results
+
+
+def test_a_helper_that_died_is_reported_not_waited_for():
+    helper = HelperProcess()
+    helper._process.kill()
+    helper._process.wait()
+    recorder = RemoteRecorder(helper)
+    with pytest.raises(TrackingError, match="helper process exited"):
+        recorder.submit("log_text", "text", "x.txt")
+        recorder.sync()

@@ -21,6 +21,7 @@ OVERFIT_ACC_DROP = 0.01  # absolute drop of validation accuracy below its best, 
 HEALTHY_UPDATE_RATIO = 1e-3
 HIGH_UPDATE_RATIO = 1e-2
 LOW_UPDATE_RATIO = 1e-4
+CHANCE_ACCURACY = 0.2  # at or below it a classifier of 5 or more classes has learnt next to nothing
 DEAD_SHARE = 0.25
 VANISHING_RATIO = 1e-3  # first layer's gradient norm over the last layer's
 EXPLODING_GRAD_NORM = 1e3
@@ -144,8 +145,18 @@ def _max_update_ratios(history: Sequence[Metrics]) -> List[float]:
     ]
 
 
+def _collapsed(history: Sequence[Metrics], train: List[float], ratios: List[float]) -> bool:
+    """Huge first steps, then a flat loss at chance accuracy: the steps wrecked the network."""
+    if not ratios or ratios[0] <= HIGH_UPDATE_RATIO or "val_acc" not in history[-1]:
+        return False
+    tail = train[len(train) // 2 :]
+    flat = max(tail) - min(tail) <= 0.01 * max(tail)
+    return flat and history[-1]["val_acc"] < CHANCE_ACCURACY
+
+
 def _lr_too_high(history: Sequence[Metrics], loss_name: str) -> Optional[Finding]:
-    """Training loss oscillating or climbing, or update ratios far above ~1e-3."""
+    """Training loss oscillating or climbing, update ratios far above ~1e-3, or a network the
+    first epoch's huge steps left stuck at chance."""
     train = _series(history, "train_loss")
     if len(train) < 3:
         return None
@@ -154,13 +165,20 @@ def _lr_too_high(history: Sequence[Metrics], loss_name: str) -> Optional[Finding
     oscillating = ups >= max(2, (len(train) - 1) // 3)
     ratios = _max_update_ratios(history)
     large = bool(ratios) and median(ratios) > HIGH_UPDATE_RATIO
-    if not (climbing or oscillating or large):
+    collapsed = _collapsed(history, train, ratios)
+    if not (climbing or oscillating or large or collapsed):
         return None
     facts = []
     if climbing:
         facts.append(f"the training loss climbed from {train[0]:.4f} to {train[-1]:.4f}")
     elif oscillating:
         facts.append(f"the training loss went up in {ups} of {len(train) - 1} epochs")
+    if collapsed:
+        facts.append(
+            f"the first epoch's steps changed the weights by {ratios[0]:.1e} of their size, then "
+            f"training stalled at a training loss of {train[-1]:.4f} and validation accuracy "
+            f"{history[-1]['val_acc']:.3f}, about chance"
+        )
     if large:
         facts.append(
             f"one optimizer step changed the weights by {median(ratios):.1e} of their size (healthy: ~1e-3)"

@@ -1,0 +1,149 @@
+"""The MLflow helper process, seen from the main process: start it early, send it requests.
+
+``python -m mlpx`` starts the helper before Hydra composes the config, so the helper's import of
+MLflow (~2 s) runs on the other core while the main process composes, loads plugins and data
+and checks them. Requests (``mlpx.run_recorder.RunRecorder`` method calls) are pickled onto the
+helper's stdin and answered in order; the main process sends without waiting and collects the
+answers at the points where an error must stop it (before training, after each epoch, at the
+end of the run). One helper serves every run of the process, one after the other.
+"""
+
+import atexit
+import itertools
+import os
+import pickle
+import subprocess
+import sys
+from typing import Any, Dict, List, Optional, Tuple
+
+from mlpx.errors import TrackingError
+
+Reply = Tuple[Any, ...]
+
+
+class HelperProcess:
+    """A running ``python -m mlpx.run_recorder`` and the requests it has not answered yet."""
+
+    def __init__(self) -> None:
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mlpx.run_recorder"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise TrackingError(f"cannot start the MLflow helper process ({sys.executable}): {exc}") from exc
+        self._waiting: List[Tuple[int, str]] = []  # (recorder id, method) of each unanswered request
+        self._answers: Dict[int, List[Tuple[str, Reply]]] = {}
+        self._ids = itertools.count(1)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def new_recorder_id(self) -> int:
+        return next(self._ids)
+
+    def send(self, recorder_id: int, method: str, args: tuple, kwargs: dict) -> None:
+        try:
+            pickle.dump((recorder_id, method, args, kwargs), self._process.stdin)
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._died() from None
+        self._waiting.append((recorder_id, method))
+
+    def answers(self, recorder_id: int) -> List[Tuple[str, Reply]]:
+        """Wait for every request sent so far; return (method, reply) of this recorder's ones."""
+        while self._waiting:
+            owner, method = self._waiting[0]
+            try:
+                reply = pickle.load(self._process.stdout)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                raise self._died() from None
+            self._waiting.pop(0)
+            self._answers.setdefault(owner, []).append((method, reply))
+        return self._answers.pop(recorder_id, [])
+
+    def _died(self) -> TrackingError:
+        self._waiting.clear()
+        code = self._process.wait()
+        return TrackingError(
+            f"the MLflow helper process exited with code {code} before it answered (its error "
+            "output is above); the run was not recorded completely"
+        )
+
+    def close(self) -> None:
+        """Let the helper finish what it was sent and exit."""
+        if self._process.stdin and not self._process.stdin.closed:
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout:
+            self._process.stdout.close()
+
+
+_shared: Optional[HelperProcess] = None
+
+
+def shared_helper() -> HelperProcess:
+    """This process's helper, started on first use (or again, if it died)."""
+    global _shared
+    if _shared is None or not _shared.alive:
+        _shared = HelperProcess()
+        atexit.register(_shared.close)
+    return _shared
+
+
+#: what ``python -m mlpx`` does without a run: subcommands, and Hydra flags that print and exit
+_NO_RUN = {"plugins", "check", "--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--version"}
+_NO_RUN |= {"--shell-completion", "-sc"}
+
+
+def start_early(args: List[str]) -> None:
+    """Start the helper now, so MLflow is imported by the time the first run needs it, unless
+    the command line ``args`` run nothing."""
+    if not _NO_RUN.intersection(args):
+        shared_helper()
+
+
+class RemoteRecorder:
+    """One run's ``RunRecorder`` in the helper: ``submit`` its methods, ``sync`` for the results.
+
+    ``sync`` raises TrackingError for the first failed call, naming it; the calls after it were
+    skipped by the helper.
+    """
+
+    def __init__(self, helper: Optional[HelperProcess] = None) -> None:
+        self._helper = helper or shared_helper()
+        self._id = self._helper.new_recorder_id()
+        self.results: Dict[str, Any] = {}  # the last result of each method
+
+    def submit(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self._helper.send(self._id, method, args, kwargs)
+
+    def sync(self) -> None:
+        failure = None
+        for method, reply in self._helper.answers(self._id):
+            if reply[0] == "ok":
+                self.results[method] = reply[1]
+            elif reply[0] == "error" and failure is None:
+                failure = _tracking_error(method, reply[1], reply[2])
+        if failure is not None:
+            raise failure
+
+
+def _tracking_error(method: str, kind: str, message: str) -> TrackingError:
+    if kind == "TrackingError":
+        return TrackingError(message)
+    return TrackingError(f"MLflow could not record the run ({method}): {kind}: {message}")
+
+
+def mlflow_environment() -> Dict[str, str]:
+    """The MLFLOW_* variables of this process now, for a helper started before they were set."""
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}

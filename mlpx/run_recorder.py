@@ -1,0 +1,138 @@
+"""The MLflow calls that record one run, on plain data, and the loop that serves them in a helper.
+
+``RunRecorder`` is the only code that talks to ``MlflowClient`` for a training run. It lives in
+a helper process (``mlpx.helper_process``) so that importing MLflow, ~2 s, overlaps with Hydra,
+plugin loading, data loading and the checks in the main process. Its methods take and return
+only str, float, int, dict and list, so requests pickle cheaply and no MLflow type crosses over.
+"""
+
+import os
+import pickle
+import signal
+import sys
+from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
+
+_MAX_TAG_LENGTH = 5000
+
+
+class RunRecorder:
+    """Creates one MLflow run and logs to it; every method after ``open`` writes to that run."""
+
+    def __init__(self) -> None:
+        self.run_id: Optional[str] = None
+        self._client: Any = None
+
+    def open(
+        self,
+        uri: str,
+        experiment: str,
+        artifact_location: Optional[str],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+        run_name: Optional[str],
+        environment: Mapping[str, str],
+    ) -> str:
+        """Create the experiment if needed and the run (status RUNNING) with its params.
+
+        ``environment`` is the main process's MLFLOW_* variables, which may have changed since
+        this helper started.
+        """
+        for name in [k for k in os.environ if k.startswith("MLFLOW_") and k not in environment]:
+            del os.environ[name]
+        os.environ.update(environment)
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        from mlpx.tracking import prepare_experiment
+
+        experiment_id = prepare_experiment(uri, experiment, artifact_location)
+        self._client = MlflowClient(uri)
+        run = self._client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
+        self.run_id = run.info.run_id
+        items = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self._client.log_batch(self.run_id, params=items[start : start + 100])
+        return self.run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp_ms: int) -> None:
+        from mlflow.entities import Metric
+
+        batch = [Metric(k, float(v), timestamp_ms, step) for k, v in metrics.items()]
+        self._client.log_batch(self.run_id, metrics=batch)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:_MAX_TAG_LENGTH]) for k, v in tags.items()]
+        if items:
+            self._client.log_batch(self.run_id, tags=items)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    def log_artifact(self, path: str) -> None:
+        self._client.log_artifact(self.run_id, path)
+
+    def log_artifacts(self, folder: str, artifact_path: str) -> None:
+        self._client.log_artifacts(self.run_id, folder, artifact_path)
+
+    def close(self, status: str, tags: Mapping[str, str]) -> None:
+        """Set the final tags and end the run with ``status`` (FINISHED, FAILED or KILLED)."""
+        if self.run_id is None:
+            return
+        self.set_tags(tags)
+        self._client.set_terminated(self.run_id, status)
+
+
+# ---------------------------------------------------------------- the helper's side of the pipe
+
+Request = Tuple[int, str, tuple, dict]  # (recorder id, method, args, kwargs)
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """Answer pickled requests until the pipe closes: one reply per request, in order.
+
+    A reply is ("ok", result) or ("error", exception type name, message). Once a recorder's
+    call failed, its later calls are answered ("skipped", ...) so one error is reported once.
+    """
+    import mlflow  # noqa: F401  the ~2 s this process exists to spend early
+
+    recorders: Dict[int, RunRecorder] = {}
+    failed: set = set()
+    while True:
+        try:
+            recorder_id, method, args, kwargs = pickle.load(requests)
+        except EOFError:
+            return
+        if recorder_id in failed:
+            reply: tuple = ("skipped", method)
+        else:
+            recorder = recorders.setdefault(recorder_id, RunRecorder())
+            try:
+                reply = ("ok", getattr(recorder, method)(*args, **kwargs))
+            except Exception as exc:  # reported to the main process, which raises it there
+                failed.add(recorder_id)
+                reply = ("error", type(exc).__name__, _message(exc))
+        pickle.dump(reply, replies)
+        replies.flush()
+
+
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "message", None) or exc)
+
+
+def main(argv: List[str]) -> None:
+    """Entry point of the helper process: requests on stdin, replies on a private copy of stdout.
+
+    Anything MLflow prints goes to stderr, so it cannot corrupt the reply stream. Ctrl-C reaches
+    the whole process group; the helper ignores it, so it can still record the run as KILLED
+    for the main process, and it exits when the main process closes the pipe.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin.buffer, replies)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
