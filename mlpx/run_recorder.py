@@ -70,11 +70,8 @@ class RunRecorder:
     def log_text(self, text: str, artifact_file: str) -> None:
         self._client.log_text(self.run_id, text, artifact_file)
 
-    def log_artifact(self, path: str) -> None:
-        self._client.log_artifact(self.run_id, path)
-
-    def log_artifacts(self, folder: str, artifact_path: str) -> None:
-        self._client.log_artifacts(self.run_id, folder, artifact_path)
+    def log_artifact(self, path: str, artifact_path: Optional[str] = None) -> None:
+        self._client.log_artifact(self.run_id, path, artifact_path)
 
     def close(self, status: str, tags: Mapping[str, str]) -> None:
         """Set the final tags and end the run with ``status`` (FINISHED, FAILED or KILLED)."""
@@ -132,6 +129,8 @@ def main(argv: List[str]) -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     serve(sys.stdin.buffer, replies)
+    replies.close()
+    os._exit(0)  # every reply is out: skip tearing MLflow down, which the main process would wait for
 
 
 if __name__ == "__main__":

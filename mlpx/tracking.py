@@ -246,25 +246,27 @@ class MlflowTracker:
         self._recorder.submit("log_text", render(findings, history), "diagnosis.md")
 
     def _log_plots(self, run, result) -> None:
+        """Render each figure, write it under the run's folder and send it off while the next
+        one renders."""
         from mlpx import plots
 
         data = run.dataset
         figures = {
-            "plots/curves.png": plots.curves_plot(result.history),
-            "plots/confusion_matrix.png": plots.confusion_plot(
+            "curves.png": lambda: plots.curves_plot(result.history),
+            "confusion_matrix.png": lambda: plots.confusion_plot(
                 data.y_test, result.test_probs.argmax(axis=1), data.n_classes
             ),
-            "plots/confident_mistakes.png": plots.confident_mistakes_plot(
+            "confident_mistakes.png": lambda: plots.confident_mistakes_plot(
                 data.x_test, data.y_test, result.test_probs
             ),
         }
         if any("grad_norm/layer1" in m for m in result.history):
-            figures["plots/health.png"] = plots.health_plot(result.history)
+            figures["health.png"] = lambda: plots.health_plot(result.history)
         folder = Path(run.output_dir) / "plots"
         folder.mkdir(parents=True, exist_ok=True)
-        for name, png in figures.items():
-            (Path(run.output_dir) / name).write_bytes(png)
-        self._recorder.submit("log_artifacts", str(folder), "plots")
+        for name, render_png in figures.items():
+            (folder / name).write_bytes(render_png())
+            self._recorder.submit("log_artifact", str(folder / name), "plots")
 
     def close(self, error: Optional[BaseException]) -> None:
         """End the run: FINISHED, or FAILED (KILLED on Ctrl-C) with the error as a tag.
