@@ -11,10 +11,10 @@ over the 55,000 MNIST training images. Contenders:
 - ``numpy floor``: just the minibatch gather and the network's matrix products through NumPy's
   BLAS, the floor for any NumPy implementation here (no softmax, activation, bias or update).
 
-They run interleaved (one epoch each, in turn, ``--repeats`` times) so a noisy neighbour hurts
-all of them alike; the first round is a warm-up and is dropped. Prints medians, ratios against
-the baseline (PyTorch when installed, else the plain NumPy loop) and the fraction of this
-machine's measured float32 GEMM peak.
+They run interleaved (one epoch each, in turn, ``--repeats`` times, each round starting one
+contender later) so a noisy neighbour hurts all of them alike; the first round is a warm-up and
+is dropped. Prints medians, ratios against the baseline (PyTorch when installed, else the plain
+NumPy loop) and the fraction of this machine's measured float32 GEMM peak.
 
     python bench/epoch_speed.py [--batch-sizes 32 128 1024] [--repeats 7]
 
@@ -49,20 +49,21 @@ def epoch_gflop(n_samples: int) -> float:
     return 2 * n_samples * (2 * products + backward_inputs) / 1e9
 
 
-def gemm_peak_gflops(repeats: int = 9) -> float:
+def gemm_peak_gflops(repeats: int = 15) -> float:
     """Float32 GEMM rate of this machine's BLAS on a large product shaped like the first layer's:
-    the median of ``repeats`` (the best one swings with the host's turbo and neighbours)."""
+    the median of ``repeats`` after two warm-up products (the best one swings with the host's
+    turbo and neighbours, the first pays for starting BLAS's threads)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((2048, 784), dtype=np.float32)
     b = rng.standard_normal((784, 2048), dtype=np.float32)
     out = np.empty((2048, 2048), np.float32)
     seconds = []
-    for _ in range(repeats):
+    for repeat in range(repeats + 2):
         started = time.perf_counter()
         np.matmul(a, b, out=out)
-        seconds.append(time.perf_counter() - started)
-    median = statistics.median(seconds)
-    return 2 * 2048 * 784 * 2048 / median / 1e9
+        if repeat >= 2:
+            seconds.append(time.perf_counter() - started)
+    return 2 * 2048 * 784 * 2048 / statistics.median(seconds) / 1e9
 
 
 def mlpx_contender(x, y, batch_size) -> Callable[[int], None]:
@@ -304,8 +305,12 @@ def main() -> None:
             except ImportError:
                 print(f"  ({name} not installed: skipped)")
         times: Dict[str, List[float]] = {name: [] for name in contenders}
+        names = list(contenders)
         for repeat in range(args.repeats + 1):
-            for name, epoch in contenders.items():
+            # each round starts one contender later, so none always runs in another's wake
+            # (PyTorch's and XLA's worker threads spin for a while after their work)
+            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+                epoch = contenders[name]
                 started = time.perf_counter()
                 epoch(repeat)
                 if repeat:  # the first round warms caches, JIT and thread pools
