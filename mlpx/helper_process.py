@@ -107,8 +107,10 @@ _NO_RUN |= {"--shell-completion", "-sc"}
 
 def start_early(args: List[str]) -> None:
     """Start the helper now, so MLflow is imported by the time the first run needs it, unless
-    the command line ``args`` run nothing."""
-    if not _NO_RUN.intersection(args):
+    the command line ``args`` run nothing here: no job at all, or jobs in another launcher's
+    worker processes (which start their own helper)."""
+    elsewhere = any(a.startswith("hydra/launcher=") and a != "hydra/launcher=basic" for a in args)
+    if not (_NO_RUN.intersection(args) or elsewhere):
         shared_helper()
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from mlpx import helper_process
 from mlpx.errors import TrackingError
 from mlpx.helper_process import HelperProcess, RemoteRecorder
 from tests.conftest import SMALL, store_uri
@@ -193,3 +194,21 @@ def test_a_helper_that_died_is_reported_not_waited_for():
     with pytest.raises(TrackingError, match="helper process exited"):
         recorder.submit("log_text", "text", "x.txt")
         recorder.sync()
+
+
+@pytest.mark.parametrize(
+    "args, starts",
+    [
+        (["optimizer=adam"], True),
+        (["-m", "optimizer.lr=0.1,0.01"], True),
+        (["--cfg", "job"], False),
+        (["--help"], False),
+        (["plugins"], False),
+        (["-m", "hydra/launcher=joblib", "seed=1,2"], False),  # jobs run in loky workers
+    ],
+)
+def test_the_helper_starts_early_only_for_runs_in_this_process(monkeypatch, args, starts):
+    started = []
+    monkeypatch.setattr(helper_process, "shared_helper", lambda: started.append(True))
+    helper_process.start_early(args)
+    assert bool(started) == starts
