@@ -10,7 +10,6 @@ end of the run). One helper serves every run of the process, one after the other
 
 import atexit
 import itertools
-import os
 import pickle
 import subprocess
 import sys
@@ -36,6 +35,7 @@ class HelperProcess:
         self._waiting: List[Tuple[int, str]] = []  # (recorder id, method) of each unanswered request
         self._answers: Dict[int, List[Tuple[str, Reply]]] = {}
         self._ids = itertools.count(1)
+        self._sent_any = False
 
     @property
     def alive(self) -> bool:
@@ -46,6 +46,7 @@ class HelperProcess:
 
     def send(self, recorder_id: int, method: str, args: tuple, kwargs: dict) -> None:
         try:
+            self._sent_any = True
             pickle.dump((recorder_id, method, args, kwargs), self._process.stdin)
             self._process.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
@@ -66,6 +67,8 @@ class HelperProcess:
 
     def _died(self) -> TrackingError:
         self._waiting.clear()
+        if self._process.poll() is None:  # alive but talking nonsense: no use waiting for it
+            self._process.kill()
         code = self._process.wait()
         return TrackingError(
             f"the MLflow helper process exited with code {code} before it answered (its error "
@@ -73,7 +76,10 @@ class HelperProcess:
         )
 
     def close(self) -> None:
-        """Let the helper finish what it was sent and exit."""
+        """Let the helper finish what it was sent and exit; stop one that was sent nothing (it
+        may still be importing MLflow, for a command that ended without a run)."""
+        if not self._sent_any and self._process.poll() is None:
+            self._process.kill()
         if self._process.stdin and not self._process.stdin.closed:
             try:
                 self._process.stdin.close()
@@ -144,8 +150,3 @@ def _tracking_error(method: str, kind: str, message: str) -> TrackingError:
     if kind == "TrackingError":
         return TrackingError(message)
     return TrackingError(f"MLflow could not record the run ({method}): {kind}: {message}")
-
-
-def mlflow_environment() -> Dict[str, str]:
-    """The MLFLOW_* variables of this process now, for a helper started before they were set."""
-    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}

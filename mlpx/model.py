@@ -22,7 +22,10 @@ FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alp
 
 
 def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
-    """Whether raw BLAS may read ``a``, ``b`` and write ``c``: one dtype, C-contiguous."""
+    """Whether raw BLAS may read ``a`` (k, m), ``b`` (k, n) and write ``c`` (m, n): one dtype,
+    C-contiguous, and ``c`` writeable and of that shape (BLAS itself would write past it)."""
+    if not (isinstance(c, np.ndarray) and c.shape == (a.shape[1], b.shape[1]) and c.flags.writeable):
+        return False
     return all(array.dtype == dtype and array.flags.c_contiguous for array in (c, a, b))
 
 

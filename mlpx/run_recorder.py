@@ -31,15 +31,17 @@ class RunRecorder:
         tags: Mapping[str, str],
         run_name: Optional[str],
         environment: Mapping[str, str],
+        cwd: str,
     ) -> str:
         """Create the experiment if needed and the run (status RUNNING) with its params.
 
-        ``environment`` is the main process's MLFLOW_* variables, which may have changed since
-        this helper started.
+        ``environment`` and ``cwd`` are the main process's now: they may have changed since
+        this helper started (``hydra.job.env_set``, ``hydra.job.chdir``), and MLflow's stores
+        and artifact clients read both.
         """
-        for name in [k for k in os.environ if k.startswith("MLFLOW_") and k not in environment]:
-            del os.environ[name]
+        os.environ.clear()
         os.environ.update(environment)
+        os.chdir(cwd)
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
@@ -90,28 +92,42 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer pickled requests until the pipe closes: one reply per request, in order.
 
     A reply is ("ok", result) or ("error", exception type name, message). Once a recorder's
-    call failed, its later calls are answered ("skipped", ...) so one error is reported once.
+    call failed, its later calls are answered ("skipped", ...) so one error is reported once;
+    only ``close`` still runs, so the run does not stay RUNNING.
     """
     import mlflow  # noqa: F401  the ~2 s this process exists to spend early
 
     recorders: Dict[int, RunRecorder] = {}
-    failed: set = set()
+    failures: Dict[int, str] = {}  # recorder id -> its first error
     while True:
         try:
             recorder_id, method, args, kwargs = pickle.load(requests)
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):
             return
-        if recorder_id in failed:
-            reply: tuple = ("skipped", method)
-        else:
-            recorder = recorders.setdefault(recorder_id, RunRecorder())
-            try:
-                reply = ("ok", getattr(recorder, method)(*args, **kwargs))
-            except Exception as exc:  # reported to the main process, which raises it there
-                failed.add(recorder_id)
-                reply = ("error", type(exc).__name__, _message(exc))
+        recorder = recorders.setdefault(recorder_id, RunRecorder())
+        if method == "close":
+            args, kwargs = _closing(failures.get(recorder_id), *args, **kwargs)
+            recorders.pop(recorder_id)
+            failures.pop(recorder_id, None)
+        elif recorder_id in failures:
+            pickle.dump(("skipped", method), replies)
+            replies.flush()
+            continue
+        try:
+            reply: tuple = ("ok", getattr(recorder, method)(*args, **kwargs))
+        except Exception as exc:  # reported to the main process, which raises it there
+            failures.setdefault(recorder_id, f"{type(exc).__name__}: {_message(exc)}")
+            reply = ("error", type(exc).__name__, _message(exc))
         pickle.dump(reply, replies)
         replies.flush()
+
+
+def _closing(failure: Optional[str], status: str, tags: Mapping[str, str]) -> Tuple[tuple, dict]:
+    """``close``'s arguments: a run whose recording failed is closed anyway (never left
+    RUNNING), and FAILED with the error if it would otherwise look FINISHED."""
+    if failure and status == "FINISHED":
+        status, tags = "FAILED", {**tags, "mlpx.error": f"recording the run failed: {failure}"}
+    return (status, tags), {}
 
 
 def _message(exc: BaseException) -> str:

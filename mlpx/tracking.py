@@ -19,7 +19,7 @@ import numpy as np
 
 from mlpx.diagnostics.rules import diagnose, render, summary
 from mlpx.errors import DivergenceError, TrackingError
-from mlpx.helper_process import RemoteRecorder, mlflow_environment
+from mlpx.helper_process import RemoteRecorder
 from mlpx.hookspecs import hookimpl
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class MlflowTracker:
             all_tags["mlflow.parentRunId"] = parent
         self._recorder.submit(
             "open", self.uri, self.experiment, self.artifact_location, dict(params), all_tags, run_name,
-            mlflow_environment(),
+            dict(os.environ), os.getcwd(),
         )  # fmt: skip
 
     def sync(self) -> None:
@@ -223,7 +223,7 @@ class MlflowTracker:
     @hookimpl
     def on_run_end(self, run, result, error) -> None:
         try:
-            self._recorder.submit("set_tags", dict(run.tags))
+            self._recorder.submit("set_tags", {k: str(v) for k, v in run.tags.items()})
             if result is not None:
                 self.log_metrics(result.test, step=len(result.history))
                 weights = Path(run.output_dir) / "weights.npz"

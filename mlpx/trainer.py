@@ -69,6 +69,19 @@ def _value_and_grad(loss: Any) -> Callable[[np.ndarray, np.ndarray], Tuple[float
     return lambda logits, y_onehot: (loss.value(logits, y_onehot), loss.grad(logits, y_onehot))
 
 
+def fused_targets_of(optimizer: Any) -> Optional[Callable[[Dict[str, np.ndarray]], Dict[str, Any]]]:
+    """The optimizer's ``fused_targets``, if the trainer may use it: it must be defined by the
+    class that defines ``step``, so a subclass that rewrites ``step`` (and knows nothing of
+    fusion) is stepped the plain way instead of half-fused."""
+    offer = getattr(optimizer, "fused_targets", None)
+    if not callable(offer):
+        return None
+    mro = type(optimizer).__mro__
+    step_owner = next((cls for cls in mro if "step" in vars(cls)), None)
+    offer_owner = next((cls for cls in mro if "fused_targets" in vars(cls)), None)
+    return offer if step_owner is offer_owner else None
+
+
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based) of ``total_steps``."""
     if schedule == "cosine":
@@ -124,7 +137,7 @@ def fit(
     gather = _BatchGather(x, y_onehot)
     value_and_grad = _value_and_grad(loss)
     guard = _DivergenceGuard(divergence_factor)
-    offer_fused = getattr(optimizer, "fused_targets", None) if fused_updates else None
+    offer_fused = fused_targets_of(optimizer) if fused_updates else None
     history: List[Metrics] = []
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
@@ -143,7 +156,7 @@ def fit(
             measured = health and step == measured_step
             if measured:  # before backward: a fused update changes the weights there
                 before = {key: model.params[key].copy() for key in model.weight_keys}
-            if callable(offer_fused):
+            if offer_fused is not None:
                 grads = model.backward(d_logits, offer_fused({k: model.params[k] for k in model.weight_keys}))
                 optimizer.step(model.params, grads, fused=model.fused_keys)
             else:

@@ -219,7 +219,10 @@ class FusedTargetIgnored(SGD):  # momentum through the fused path, plain SGD thr
             p -= self.lr * (self.velocity[key] if key in fused else grads[key])
 
 
-class ReadsFusedGradient(FusedTargetIgnored):  # its step reads the gradient of a fused key
+class ReadsFusedGradient(SGD):  # offers SGD's fused step, then reads the gradient of a fused key
+    def fused_targets(self, params):
+        return {k: (p, -self.lr, 1.0) for k, p in params.items()}
+
     def step(self, params, grads, fused=()):
         for key, p in params.items():
             p -= self.lr * grads[key]

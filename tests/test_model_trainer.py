@@ -12,7 +12,7 @@ from mlpx.cli import CONF_DIR, plugin_host
 from mlpx.errors import ConfigError, PluginError
 from mlpx.model import MLP
 from mlpx.runner import execute, prepare
-from mlpx.trainer import fit
+from mlpx.trainer import fit, fused_targets_of
 
 
 def test_one_sgd_step_matches_the_hand_worked_example():
@@ -240,3 +240,35 @@ def test_fused_path_falls_back_to_numpy_for_an_input_blas_cannot_take():
     reference.step(twin.params, twin.backward(CrossEntropy().grad(twin.forward(np.ascontiguousarray(x)), y)))
     for key in model.params:
         np.testing.assert_allclose(model.params[key], twin.params[key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_a_subclass_that_rewrites_step_is_not_fused_behind_its_back():
+    class LoggedSGD(SGD):  # a plugin written before fused updates existed
+        def __init__(self, lr=0.1):
+            super().__init__(lr)
+            self.steps = 0
+
+        def step(self, params, grads):
+            self.steps += 1
+            super().step(params, grads)
+
+    optimizer = LoggedSGD(lr=0.1)
+    assert fused_targets_of(optimizer) is None and fused_targets_of(SGD()) is not None
+    rng = np.random.default_rng(0)
+
+    class Data:
+        x_train, y_train = rng.random((64, 784), dtype=np.float32), rng.integers(0, 10, 64)
+        x_val, y_val, n_classes = x_train[:16], y_train[:16], 10
+
+    model = MLP([784, 16, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    fit(model, CrossEntropy(), optimizer, Data, epochs=1, batch_size=16, rng=rng)
+    assert optimizer.steps == 4
+
+
+def test_a_fused_target_of_the_wrong_shape_is_refused_not_written_past():
+    model = MLP([784, 30, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    x = np.random.default_rng(1).random((8, 784), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(8)]
+    small = np.zeros((10, 10), np.float32)  # W1 is (784, 30)
+    model.backward(CrossEntropy().grad(model.forward(x), y), {"W1": (small, 1.0, 0.0)})
+    assert model.fused_keys == [] and not small.any()

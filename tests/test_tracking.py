@@ -1,5 +1,6 @@
 """MLflow tracking through the real CLI, read back with MlflowClient from real SQLite stores."""
 
+import os
 import socket
 import textwrap
 import time
@@ -177,7 +178,7 @@ def test_unusable_store_uri_is_a_clear_error(workdir, run_mlpx):
 
 def test_a_refused_request_is_raised_once_at_sync_and_the_run_goes_no_further(tmp_path):
     recorder = RemoteRecorder()
-    recorder.submit("open", "nosuchscheme://store", "mlpx", None, {}, {}, None, {})
+    recorder.submit("open", "nosuchscheme://store", "mlpx", None, {}, {}, None, dict(os.environ), os.getcwd())
     recorder.submit("log_text", "never written", "x.txt")
     with pytest.raises(TrackingError, match="nosuchscheme://store"):
         recorder.sync()
@@ -212,3 +213,25 @@ def test_the_helper_starts_early_only_for_runs_in_this_process(monkeypatch, args
     monkeypatch.setattr(helper_process, "shared_helper", lambda: started.append(True))
     helper_process.start_early(args)
     assert bool(started) == starts
+
+
+def test_a_run_whose_recording_failed_is_still_closed_failed_not_left_running(workdir):
+    recorder = RemoteRecorder()
+    uri = store_uri(workdir)
+    recorder.submit("open", uri, "mlpx", None, {}, {}, "broken", dict(os.environ), os.getcwd())
+    recorder.submit("log_artifact", str(workdir / "no-such-file.npz"))
+    with pytest.raises(TrackingError, match="log_artifact"):
+        recorder.sync()
+    recorder.submit("close", "FINISHED", {})
+    recorder.sync()
+    run = MlflowClient(uri).get_run(recorder.results["open"])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["mlpx.error"].startswith("recording the run failed:")
+
+
+def test_a_helper_that_was_sent_nothing_is_stopped_not_waited_for():
+    helper = HelperProcess()  # still importing MLflow, for a command that ended without a run
+    started = time.perf_counter()
+    helper.close()
+    assert time.perf_counter() - started < 1.0
+    assert not helper.alive

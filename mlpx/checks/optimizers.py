@@ -29,6 +29,7 @@ from mlpx.checks.numeric import fmt
 from mlpx.checks.references import Family, identify, nonstandard_switches
 from mlpx.checks.report import CheckReport, Problem
 from mlpx.checks.tolerances import Tolerances
+from mlpx.trainer import fused_targets_of
 
 Arrays = Dict[str, np.ndarray]
 SHAPES = {"W1": (4, 3), "b1": (3,)}
@@ -69,7 +70,7 @@ def check_optimizer(
             ("separate_state", lambda: _separate_state(build, base_lr, np.random.default_rng(seeds[4]), tol)),
         ],
     )
-    if getattr(build(base_lr), "fused_targets", None) is not None:
+    if fused_targets_of(build(base_lr)) is not None:  # the trainer would take the fused path
         run_checks(report, [("fused", lambda: _fused(build, base_lr, np.random.default_rng(seeds[4]), tol))])
     family = identify(names)
     if family is None:
