@@ -49,7 +49,7 @@ def epoch_gflop(n_samples: int) -> float:
     return 2 * n_samples * (2 * products + backward_inputs) / 1e9
 
 
-def gemm_peak_gflops(repeats: int = 15) -> float:
+def gemm_peak_gflops(repeats: int) -> float:
     """Float32 GEMM rate of this machine's BLAS on a large product shaped like the first layer's:
     the median of ``repeats`` after two warm-up products (the best one swings with the host's
     turbo and neighbours, the first pays for starting BLAS's threads)."""
@@ -283,12 +283,8 @@ def main() -> None:
 
     data = Mnist().load()
     x, y = data.x_train, data.y_train
-    peak = gemm_peak_gflops()
     gflop = epoch_gflop(len(x))
-    print(
-        f"{len(x)} images per epoch, {gflop:.1f} GFLOP; float32 GEMM peak {peak:.0f} GFLOP/s "
-        f"-> floor {gflop / peak:.3f} s per epoch"
-    )
+    print(f"{len(x)} images per epoch, {gflop:.1f} GFLOP")
     for batch_size in args.batch_sizes:
         makers = {
             "mlpx": mlpx_contender,
@@ -305,6 +301,7 @@ def main() -> None:
             except ImportError:
                 print(f"  ({name} not installed: skipped)")
         times: Dict[str, List[float]] = {name: [] for name in contenders}
+        peaks: List[float] = []  # measured every round: the host's speed drifts
         names = list(contenders)
         for repeat in range(args.repeats + 1):
             # each round starts one contender later, so none always runs in another's wake
@@ -315,9 +312,14 @@ def main() -> None:
                 epoch(repeat)
                 if repeat:  # the first round warms caches, JIT and thread pools
                     times[name].append(time.perf_counter() - started)
+            peaks.append(gemm_peak_gflops(repeats=5))
+        peak = statistics.median(peaks)
         baseline = "pytorch" if "pytorch" in times else "plain numpy"
         base = statistics.median(times[baseline])
-        print(f"\nbatch {batch_size}: median of {args.repeats} epochs, baseline {baseline}")
+        print(
+            f"\nbatch {batch_size}: median of {args.repeats} epochs, baseline {baseline}; float32 GEMM "
+            f"peak {peak:.0f} GFLOP/s (median of every round's), so {gflop / peak:.3f} s at best"
+        )
         for name, values in times.items():
             median = statistics.median(values)
             print(
