@@ -32,9 +32,10 @@ class HelperProcess:
             )
         except OSError as exc:
             raise TrackingError(f"cannot start the MLflow helper process ({sys.executable}): {exc}") from exc
-        self._waiting: List[Tuple[int, str]] = []  # (recorder id, method) of each unanswered request
+        self._waiting: Dict[int, Tuple[int, str]] = {}  # sequence number -> (recorder id, method)
         self._answers: Dict[int, List[Tuple[str, Reply]]] = {}
         self._ids = itertools.count(1)
+        self._sequence = itertools.count(1)
         self._sent_any = False
 
     @property
@@ -45,24 +46,32 @@ class HelperProcess:
         return next(self._ids)
 
     def send(self, recorder_id: int, method: str, args: tuple, kwargs: dict) -> None:
+        """Queue one request; every reply carries its request's sequence number, so a Ctrl-C
+        between writing a request and noting it down cannot pair a reply with the wrong one."""
+        number = next(self._sequence)
+        try:  # pickled whole before anything is written: a failure leaves the pipe clean
+            request = pickle.dumps((number, recorder_id, method, args, kwargs))
+        except Exception as exc:
+            raise TrackingError(f"cannot send {method}() to the MLflow helper: {exc}") from exc
+        self._waiting[number] = (recorder_id, method)
+        self._sent_any = True
         try:
-            self._sent_any = True
-            pickle.dump((recorder_id, method, args, kwargs), self._process.stdin)
+            self._process.stdin.write(request)
             self._process.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise self._died() from None
-        self._waiting.append((recorder_id, method))
 
     def answers(self, recorder_id: int) -> List[Tuple[str, Reply]]:
         """Wait for every request sent so far; return (method, reply) of this recorder's ones."""
         while self._waiting:
-            owner, method = self._waiting[0]
             try:
-                reply = pickle.load(self._process.stdout)
+                number, reply = pickle.load(self._process.stdout)
             except (EOFError, OSError, pickle.UnpicklingError):
                 raise self._died() from None
-            self._waiting.pop(0)
-            self._answers.setdefault(owner, []).append((method, reply))
+            owner_and_method = self._waiting.pop(number, None)
+            if owner_and_method is not None:
+                owner, method = owner_and_method
+                self._answers.setdefault(owner, []).append((method, reply))
         return self._answers.pop(recorder_id, [])
 
     def _died(self) -> TrackingError:

@@ -85,15 +85,16 @@ class RunRecorder:
 
 # ---------------------------------------------------------------- the helper's side of the pipe
 
-Request = Tuple[int, str, tuple, dict]  # (recorder id, method, args, kwargs)
+Request = Tuple[int, int, str, tuple, dict]  # (sequence number, recorder id, method, args, kwargs)
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     """Answer pickled requests until the pipe closes: one reply per request, in order.
 
-    A reply is ("ok", result) or ("error", exception type name, message). Once a recorder's
-    call failed, its later calls are answered ("skipped", ...) so one error is reported once;
-    only ``close`` still runs, so the run does not stay RUNNING.
+    A reply is (the request's sequence number, answer), the answer ("ok", result) or ("error",
+    exception type name, message). Once a recorder's call failed, its later calls are answered
+    ("skipped", ...) so one error is reported once; only ``close`` still runs, so the run does
+    not stay RUNNING.
     """
     import mlflow  # noqa: F401  the ~2 s this process exists to spend early
 
@@ -101,7 +102,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     failures: Dict[int, str] = {}  # recorder id -> its first error
     while True:
         try:
-            recorder_id, method, args, kwargs = pickle.load(requests)
+            number, recorder_id, method, args, kwargs = pickle.load(requests)
         except (EOFError, pickle.UnpicklingError):
             return
         recorder = recorders.setdefault(recorder_id, RunRecorder())
@@ -110,7 +111,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             recorders.pop(recorder_id)
             failures.pop(recorder_id, None)
         elif recorder_id in failures:
-            pickle.dump(("skipped", method), replies)
+            pickle.dump((number, ("skipped", method)), replies)
             replies.flush()
             continue
         try:
@@ -118,7 +119,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         except Exception as exc:  # reported to the main process, which raises it there
             failures.setdefault(recorder_id, f"{type(exc).__name__}: {_message(exc)}")
             reply = ("error", type(exc).__name__, _message(exc))
-        pickle.dump(reply, replies)
+        pickle.dump((number, reply), replies)
         replies.flush()
 
 

@@ -235,3 +235,14 @@ def test_a_helper_that_was_sent_nothing_is_stopped_not_waited_for():
     helper.close()
     assert time.perf_counter() - started < 1.0
     assert not helper.alive
+
+
+def test_a_request_that_cannot_be_sent_is_refused_and_leaves_the_pipe_clean(workdir):
+    recorder = RemoteRecorder()
+    uri = store_uri(workdir)
+    with pytest.raises(TrackingError, match="cannot send set_tags"):
+        recorder.submit("set_tags", {"mlpx.bad": lambda: None})  # not picklable
+    recorder.submit("open", uri, "mlpx", None, {}, {}, "after", dict(os.environ), os.getcwd())
+    recorder.submit("close", "FINISHED", {})
+    recorder.sync()
+    assert MlflowClient(uri).get_run(recorder.results["open"]).info.status == "FINISHED"
