@@ -4,6 +4,7 @@ The seed network (784-300-75-10, ReLU, softmax cross-entropy), float32, plain SG
 over the 55,000 MNIST training images. Contenders:
 
 - ``mlpx``: the trainer's ``fit`` with its hooks (validation on 1,000 images, no health metrics);
+  ``mlpx unfused``: the same without the optimizer step fused into the weight-gradient GEMM;
 - ``plain numpy``: the straightforward vectorised loop a careful NumPy user writes first;
 - ``pytorch``: ``nn.Sequential`` + ``optim.SGD``, the CPU build;
 - ``jax``: a jitted step called from a Python loop; ``jax scan``: the whole epoch compiled into
@@ -66,7 +67,7 @@ def gemm_peak_gflops(repeats: int) -> float:
     return 2 * 2048 * 784 * 2048 / statistics.median(seconds) / 1e9
 
 
-def mlpx_contender(x, y, batch_size) -> Callable[[int], None]:
+def mlpx_contender(x, y, batch_size, fused_updates: bool = True) -> Callable[[int], None]:
     host = load_plugins(plugins_dirs=[])
     model = MLP(SIZES, ReLU(), HeNormal(), np.random.default_rng(0))
     loss, optimizer = CrossEntropy(), SGD(lr=LR)
@@ -83,6 +84,7 @@ def mlpx_contender(x, y, batch_size) -> Callable[[int], None]:
             epochs=1,
             batch_size=batch_size,
             rng=np.random.default_rng(seed),
+            fused_updates=fused_updates,
             on_epoch_end=lambda e, m: host.pm.hook.on_epoch_end(run=None, epoch=e, metrics=m),
         )
 
@@ -288,6 +290,7 @@ def main() -> None:
     for batch_size in args.batch_sizes:
         makers = {
             "mlpx": mlpx_contender,
+            "mlpx unfused": lambda x, y, b: mlpx_contender(x, y, b, fused_updates=False),
             "plain numpy": plain_numpy_contender,
             "pytorch": torch_contender,
             "jax": jax_contender,
