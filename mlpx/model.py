@@ -163,7 +163,8 @@ class MLP:
         """grads[key] = a_prev.T @ delta, or its fused update into a target (see ``backward``).
 
         Falls back to the plain gradient (the optimizer then steps this key as usual) when
-        NumPy's BLAS is out of reach or an array is not C-contiguous in the model's dtype.
+        NumPy's BLAS is out of reach, an array is not C-contiguous in the model's dtype, or the
+        target is not a writeable array of the weights' shape.
         """
         target = fused.get(key) if fused else None
         gemm_tn = self._gemm_tn
