@@ -126,11 +126,18 @@ def gemm_tn_for(dtype: np.dtype) -> Optional[GemmTN]:
     return routines[0] if routines else None
 
 
+#: below this many entries NumPy's two passes beat the ~4 us of calling BLAS through ctypes
+AXPY_MIN_SIZE = 32768
+
+
 def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> bool:
-    """``y <- alpha * x + y`` in place, in one BLAS pass; False (nothing done) if BLAS cannot.
+    """``y <- alpha * x + y`` in place, in one BLAS pass; False (nothing done) if BLAS cannot,
+    or if ``y`` is too small for the call to pay (then two NumPy passes are faster).
 
     Both arrays must be C-contiguous, of one shape and of a float dtype NumPy's BLAS serves.
     """
+    if y.size < AXPY_MIN_SIZE:
+        return False
     routines = _ROUTINES.get(y.dtype)
     if routines is None or x.dtype != y.dtype or x.shape != y.shape:
         return False

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mlpx import blas
 from mlpx.builtins.more_optimizers import AdamW, Nesterov, RMSprop
 from mlpx.builtins.optimizers import SGD, Adam, Momentum
 
@@ -29,10 +30,13 @@ def test_state_of_a_parameter_whose_gradient_stops_is_flushed_before_it_turns_su
 
 @pytest.mark.parametrize("make", [SGD, Momentum])
 def test_blas_and_numpy_paths_of_a_step_agree(make):
-    # contiguous arrays step through BLAS axpy; a Fortran-ordered one falls back to NumPy
+    # contiguous arrays this large step through BLAS axpy; a Fortran-ordered one falls back to NumPy
     rng = np.random.default_rng(0)
-    start = rng.standard_normal((30, 20)).astype(np.float32)
-    grads = [rng.standard_normal((30, 20)).astype(np.float32) for _ in range(4)]
+    shape = (300, 200)
+    assert np.prod(shape) >= blas.AXPY_MIN_SIZE
+    assert blas.axpy(0.0, np.zeros(shape, np.float32), np.zeros(shape, np.float32))  # BLAS serves
+    start = rng.standard_normal(shape).astype(np.float32)
+    grads = [rng.standard_normal(shape).astype(np.float32) for _ in range(4)]
     by_blas, by_numpy = {"W1": start.copy()}, {"W1": np.asfortranarray(start)}
     blas_optimizer, numpy_optimizer = make(lr=0.1), make(lr=0.1)
     for g in grads:
