@@ -79,8 +79,10 @@ class RunRecorder:
         """Set the final tags and end the run with ``status`` (FINISHED, FAILED or KILLED)."""
         if self.run_id is None:
             return
-        self.set_tags(tags)
-        self._client.set_terminated(self.run_id, status)
+        try:
+            self.set_tags(tags)
+        finally:  # a tag MLflow refuses must not leave the run RUNNING
+            self._client.set_terminated(self.run_id, status)
 
 
 # ---------------------------------------------------------------- the helper's side of the pipe
