@@ -47,6 +47,14 @@ class SubnormalFlush:
                 np.copyto(array, 0, where=np.abs(array) < self.TINY)
 
 
+def _subtract_scaled(p: np.ndarray, lr: float, x: np.ndarray, scratch: np.ndarray) -> None:
+    """p <- p - lr * x in place: one BLAS axpy pass where it pays, else two NumPy passes
+    through ``scratch`` (same shape and dtype as ``p``)."""
+    if not axpy(-lr, x, p):
+        np.multiply(x, lr, out=scratch)
+        p -= scratch
+
+
 def _check_lr(lr: float) -> None:
     if not (lr >= 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a finite number >= 0, got {lr}")
@@ -72,13 +80,12 @@ class SGD:
     def step(self, params: Arrays, grads: Arrays, fused: Collection[str] = ()) -> None:
         """Update ``params``; keys in ``fused`` were already stepped by ``fused_targets``."""
         for key, p in params.items():
-            if key in fused or axpy(-self.lr, grads[key], p):
+            if key in fused:
                 continue
             scratch = self._scratch.get(key)
             if scratch is None:
-                scratch = self._scratch[key] = np.empty_like(p)
-            np.multiply(grads[key], self.lr, out=scratch)
-            p -= scratch
+                scratch = self._scratch[key] = np.zeros_like(p)
+            _subtract_scaled(p, self.lr, grads[key], scratch)
 
 
 @dataclass
@@ -122,10 +129,8 @@ class Momentum:
         self._flush(self._velocity)
 
     def _descend(self, p: np.ndarray, v: np.ndarray, g: np.ndarray, scratch: np.ndarray) -> None:
-        """p <- p - lr * v: one BLAS axpy pass where it can, else two NumPy passes."""
-        if not axpy(-self.lr, v, p):
-            np.multiply(v, self.lr, out=scratch)
-            p -= scratch
+        """p <- p - lr * v."""
+        _subtract_scaled(p, self.lr, v, scratch)
 
 
 @dataclass
