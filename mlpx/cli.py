@@ -134,7 +134,8 @@ def check_command(args: List[str]) -> int:
     chosen = [c for c in registered if c.kind in CHECKED_KINDS and (not names or c.name in names)]
     for c in registered:
         if c.kind not in CHECKED_KINDS and c.name in names:
-            print(f"mlpx check: {c.kind} '{c.name}' skipped: datasets are not checked", file=sys.stderr)
+            why = "use `mlpx doctor NAME`" if c.kind == "network" else "datasets are not checked"
+            print(f"mlpx check: {c.kind} '{c.name}' skipped: {why}", file=sys.stderr)
     reports = [check_component(c) for c in chosen]
     failures = [] if names else host.failures
     if "--json" in args:

@@ -1,8 +1,9 @@
 """The structured config schema: dataclasses that make Hydra type-check every key before training.
 
 Core groups (``model``, ``trainer``, ``tracking``) are defined here; plugin groups (``data``,
-``activation``, ``loss``, ``initializer``, ``optimizer``) get one option per registered
-component, built from the plugin's hyperparameter dataclass plus a ``name`` field.
+``activation``, ``loss``, ``initializer``, ``optimizer``, ``network``) get one option per
+registered component, built from the plugin's hyperparameter dataclass plus a ``name`` field
+(a network has no hyperparameters: ``network=NAME`` holds only its name).
 """
 
 import dataclasses
@@ -89,6 +90,7 @@ class MlpxConfig:
     loss: Any = MISSING
     initializer: Any = MISSING
     optimizer: Any = MISSING
+    network: Any = MISSING  # mlp (the groups above), or a user network plugin (mlpx.doctor.Network)
     trainer: TrainerConfig = MISSING
     tracking: TrackingConfig = MISSING
     checks: ChecksConfig = field(default_factory=ChecksConfig)

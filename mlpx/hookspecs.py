@@ -14,7 +14,8 @@ Registration hooks receive a ``register`` callable::
 ``factory(**hyperparameters)`` builds the component; ``config`` is a dataclass holding those
 hyperparameters with their defaults (it becomes the Hydra config group option
 ``<kind>=<name>``, so ``optimizer=adam optimizer.beta1=0.95`` is type-checked). A plugin
-without hyperparameters passes ``config=None``.
+without hyperparameters passes ``config=None``. Networks are the exception: their factory takes
+no arguments (see ``register_networks``).
 
 Lifecycle hooks are called by the trainer on every registered plugin that implements them; an
 implementation may accept any subset of a hook's arguments.
@@ -108,6 +109,34 @@ def register_datasets(register):
 
     ``factory(**hyperparameters)`` returns an object with ``load() -> mlpx.datasets.Dataset``:
     train, validation and test arrays, the validation split taken from the training data.
+    """
+
+
+@hookspec
+def register_networks(register):
+    """Register hand-written networks, for ``mlpx doctor NAME`` and ``python -m mlpx network=NAME``.
+
+    ``register(name, factory)``: ``factory()`` takes no arguments and returns a
+    ``mlpx.doctor.Network``, the keywords of ``mlpx.doctor.examine`` around the user's own code::
+
+        Network(
+            build,                 # () -> net: a fresh network (object, dict of arrays, ...)
+            forward,               # (net, X (n_samples, n_features)) -> probabilities (n_samples, n_classes)
+            objective,             # "cross_entropy" | "bce" | "mse", or {"loss": ..., "reduction": ...}
+            params=None,           # (net) -> {name: ndarray}: the live trainable arrays
+            gradients=None,        # (net, X, Y) -> {name: gradient}, Y one-hot (n_samples, n_classes)
+            update=None,           # (net, X, Y) -> None or net: one training step of the code's own
+            lr=None, loss=None, train_epoch=None, optimizer=None,
+            prepare_inputs=None,   # (pixels: 0..255 uint8 (n_samples, n_features)) -> X
+            encode_labels=None,    # (labels (n_samples,), n_classes) -> Y
+            seed=None, check_batch=None, data=None,
+        )
+
+    ``python -m mlpx network=NAME`` trains the network on MNIST through its own ``update``, else
+    its ``optimizer``, else its ``gradients`` stepped by the configured mlpx optimizer, else its
+    ``train_epoch``; the doctor (``mlpx.doctor.examine``) runs first and stops a run whose
+    report has errors. The built-in ``mlp`` (the default, ``network=mlp``) is mlpx's own MLP,
+    built from the ``model``, ``activation``, ``initializer`` and ``loss`` groups.
     """
 
 

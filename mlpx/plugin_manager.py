@@ -32,6 +32,7 @@ _BUILTIN_MODULES = (
     "mlpx.builtins.optimizers",
     "mlpx.builtins.more_optimizers",
     "mlpx.builtins.datasets",
+    "mlpx.builtins.networks",
 )
 
 

@@ -14,6 +14,7 @@ KIND_GROUPS: Dict[str, str] = {
     "initializer": "initializer",
     "optimizer": "optimizer",
     "dataset": "data",
+    "network": "network",
 }
 KINDS = tuple(KIND_GROUPS)
 #: plugin kind -> the hook through which plugins register components of that kind
@@ -23,6 +24,7 @@ REGISTRATION_HOOKS: Dict[str, str] = {
     "initializer": "register_initializers",
     "optimizer": "register_optimizers",
     "dataset": "register_datasets",
+    "network": "register_networks",
 }
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -53,6 +55,19 @@ class Component:
                 f"{self.describe()} rejected its hyperparameters {dict(hyperparameters)}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
+
+    def network(self) -> Any:
+        """A network component's ``mlpx.doctor.Network``; PluginError when the factory fails or
+        returns something else."""
+        from mlpx.doctor import Network
+
+        network = self.build({})
+        if not isinstance(network, Network):
+            raise PluginError(
+                f"{self.describe()}: its factory returned {type(network).__name__}, not a "
+                "mlpx.doctor.Network; return Network(build=..., forward=..., objective=..., ...)"
+            )
+        return network
 
 
 @dataclass(frozen=True)
@@ -126,6 +141,8 @@ def _registration_problem(kind: str, name: Any, factory: Any, config: Any) -> Op
         )
     if not callable(factory):
         return f"{kind} '{name}': factory {factory!r} is not callable"
+    if kind == "network" and config is not None:
+        return f"network '{name}': a network's factory takes no hyperparameters; register(name, factory)"
     if config is not None:
         if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
             return f"{kind} '{name}': config must be a dataclass class, got {config!r}"

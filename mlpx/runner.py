@@ -82,6 +82,7 @@ def prepare(cfg: DictConfig, host: PluginHost, output_dir: Path) -> RunContext:
     instances = {
         kind: component.build(hyperparameters(cfg[KIND_GROUPS[kind]]))
         for kind, component in components.items()
+        if kind != "network"  # the MLP below; user networks are prepared by mlpx.network_run
     }
     dataset = instances["dataset"].load()
     if not isinstance(dataset, Dataset):
