@@ -1,5 +1,6 @@
 """The command line: `mlpx [hydra overrides]` trains; `mlpx plugins [--json]` lists plugins;
-`mlpx check [--json] [NAME ...]` runs the plugin checks.
+`mlpx check [--json] [NAME ...]` runs the plugin checks; `mlpx doctor [--json] NAME|FILE.py`
+examines hand-written networks.
 
 Plugins are loaded before Hydra composes the config, so each plugin's hyperparameter
 dataclass is a config group option Hydra can validate.
@@ -57,6 +58,8 @@ def main() -> None:
         sys.exit(plugins_command(args[1:]))
     if args[:1] == ["check"]:
         sys.exit(check_command(args[1:]))
+    if args[:1] == ["doctor"]:
+        sys.exit(doctor_command(args[1:]))
     if not (CONF_DIR / "config.yaml").is_file():
         print(
             f"mlpx: no configs at {CONF_DIR}: mlpx runs from a clone of its repository; "
@@ -156,6 +159,66 @@ def check_command(args: List[str]) -> int:
         failed = sum(not r.ok for r in reports)
         print(f"{len(reports)} plugins checked: {len(reports) - failed} passed, {failed} failed")
     return 1 if failures or not all(r.ok for r in reports) else 0
+
+
+DOCTOR_USAGE = """usage: mlpx doctor [--json] [--seed N] TARGET [TARGET ...]
+
+Examine hand-written networks (register_networks plugins) with mlpx.doctor.examine.
+TARGET is a network's name, a plugin file that registers networks (path/to/net.py: each of
+them), or one network of it (path/to/net.py:NAME).
+  --json    the reports as JSON on stdout
+  --seed N  reseed NumPy's and Python's global generators before every call of the network's
+            code (as Network(seed=N); for dropout drawn from np.random)
+Exit 0 when no report has errors, 1 when one has (or a plugin file failed to load), 2 on a usage
+error or an unknown network."""
+
+
+def doctor_command(args: List[str]) -> int:
+    """Examine the networks the targets name; print each report (or all as JSON)."""
+    from mlpx.doctor.plugin import find_networks
+
+    options, targets, seed = set(), [], None
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--seed":
+            seed = next(rest, None)
+            if seed is None or not seed.lstrip("-").isdigit():
+                return _usage_error(f"--seed needs an integer, got {seed!r}")
+            seed = int(seed)
+        elif arg in ("--json", "-h", "--help"):
+            options.add(arg)
+        elif arg.startswith("-"):
+            return _usage_error(f"unknown option {arg}")
+        else:
+            targets.append(arg)
+    if options & {"-h", "--help"}:
+        print(DOCTOR_USAGE)
+        return 0
+    if not targets:
+        return _usage_error("name a network or a plugin file")
+    lookup = find_networks(targets)
+    if lookup.unknown:
+        available = ", ".join(lookup.available) or "none"
+        return _usage_error(f"no network {'; '.join(lookup.unknown)}. Available networks: {available}")
+    reports, broken = [], [str(f) for f in lookup.failures]
+    for component in lookup.networks:
+        try:
+            overrides = {} if seed is None else {"seed": seed}
+            reports.append(component.network().examine(name=component.name, **overrides))
+        except MlpxError as exc:  # the plugin's Network is unusable: say so, examine the others
+            broken.append(f"network '{component.name}' from {component.source}: {exc}")
+    if "--json" in options:
+        print(json.dumps({"reports": [r.as_dict() for r in reports], "failures": broken}, indent=2))
+    else:
+        print("\n\n".join(str(report) for report in reports))
+    for message in broken:
+        print(f"mlpx doctor: {message}", file=sys.stderr)
+    return 1 if broken or not all(report.ok for report in reports) else 0
+
+
+def _usage_error(message: str) -> int:
+    print(f"mlpx doctor: {message}\n\n{DOCTOR_USAGE}", file=sys.stderr)
+    return 2
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

@@ -14,7 +14,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import pluggy
 
@@ -59,11 +59,14 @@ class PluginHost:
 
 
 def load_plugins(
-    plugins_dirs: Optional[List[Path]] = None, selected: Optional[List[str]] = None
+    plugins_dirs: Optional[List[Path]] = None,
+    selected: Optional[List[str]] = None,
+    files: Sequence[Path] = (),
 ) -> PluginHost:
     """Load built-ins, then plugin files, then entry points; collect every registration.
 
-    ``plugins_dirs`` and ``selected`` default to the environment (see the module docstring).
+    ``plugins_dirs`` and ``selected`` default to the environment (see the module docstring);
+    ``files`` are single plugin files loaded after those folders' (``mlpx doctor path.py``).
     A plugin that fails at any stage is recorded in ``host.failures`` and left out.
     """
     from mlpx import __version__
@@ -79,7 +82,7 @@ def load_plugins(
     for module_name in _BUILTIN_MODULES:
         module = importlib.import_module(module_name)
         _register(host, module, module_name, "built-in", __version__)
-    for name, source, version, loader in _external_plugins(plugins_dirs):
+    for name, source, version, loader in _external_plugins(plugins_dirs, files):
         if selected is not None and name not in selected:
             continue
         try:
@@ -102,13 +105,13 @@ def _selection_from_environment() -> Optional[List[str]]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
-def _external_plugins(plugins_dirs: List[Path]) -> Iterator[Tuple[str, str, str, object]]:
+def _external_plugins(
+    plugins_dirs: List[Path], files: Sequence[Path]
+) -> Iterator[Tuple[str, str, str, object]]:
     """(name, source, version, loader) for plugin files, then for entry points."""
-    for folder in plugins_dirs:
-        for path in sorted(Path(folder).glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            yield path.stem, str(path), "local", lambda path=path: _import_file(path)
+    paths = [p for folder in plugins_dirs for p in sorted(Path(folder).glob("*.py"))]
+    for path in [*(p for p in paths if not p.name.startswith("_")), *map(Path, files)]:
+        yield path.stem, str(path), "local", lambda path=path: _import_file(path)
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
         dist_name = dist.metadata["Name"] if dist is not None else "unknown package"
