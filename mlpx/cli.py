@@ -23,6 +23,7 @@ from mlpx.diagnostics.rules import render
 from mlpx.early_stopping import EarlyStopping
 from mlpx.errors import ConfigError, MlpxError, PluginError
 from mlpx.helper_process import start_early
+from mlpx.network_run import UserNetwork, execute_network, prepare_network, user_network
 from mlpx.plots import warm_up as warm_up_plots
 from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
@@ -243,6 +244,9 @@ def _hydra_app(cfg: DictConfig) -> Optional[float]:
 def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optional[str]) -> float:
     """Train one run from a composed config, tracked in MLflow; return the test accuracy."""
     components = chosen_components(cfg, host)
+    user = user_network(components["network"])  # None: mlpx's own MLP (network=mlp)
+    if user is not None:
+        log.info("%s; unused config groups: %s", user.describe(), ", ".join(user.unused_groups))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     digest = config_hash(resolved)
     if cfg.resume:
@@ -254,12 +258,18 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     tracker = MlflowTracker(
         cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location, cfg.tracking.plots
     )
-    tracker.open(flatten(resolved), _run_tags(cfg, components, output_dir, digest), run_name)
+    tags = {**_run_tags(cfg, components, output_dir, digest), **(user.tags() if user else {})}
+    tracker.open(flatten(resolved), tags, run_name)
     try:
         tracker.log_text(OmegaConf.to_yaml(resolved), "config.yaml")
         observers = [tracker, ProgressReporter(), *_optional_observers(cfg)]
-        run = prepare(cfg, host, output_dir)
-        if cfg.checks.enabled:
+        if user is None:
+            run = prepare(cfg, host, output_dir)
+        else:  # the doctor first: a broken network stops before the data is loaded
+            doctor = _doctor_gate(user, tracker) if cfg.checks.enabled else "skipped: checks.enabled=false"
+            run = prepare_network(cfg, host, output_dir, user)
+            run.tags["mlpx.doctor"] = doctor
+        if cfg.checks.enabled and user is None:
             checks = check_run(run)
             tracker.log_metrics({"gradcheck_rel_err": checks.network.error}, step=0)
             if not checks.ok:
@@ -277,7 +287,7 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     for observer in observers:
         host.pm.register(observer)
     try:
-        result = execute(run, host.pm.hook)
+        result = (execute if user is None else execute_network)(run, host.pm.hook)
     finally:
         for observer in observers:
             host.pm.unregister(observer)
@@ -291,6 +301,25 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         flush=True,
     )
     return test["test_acc"]
+
+
+def _doctor_gate(user: UserNetwork, tracker: MlflowTracker) -> str:
+    """Examine a user network before training (``mlpx doctor``): log the report as ``doctor.txt``
+    and ``doctor.json`` and the metric ``doctor_errors``; stop the run when it has errors."""
+    report = user.network.examine(name=user.name)
+    tracker.log_text(str(report), "doctor.txt")
+    tracker.log_text(report.to_json(), "doctor.json")
+    tracker.log_metrics(
+        {"doctor_errors": len(report.errors), "doctor_warnings": len(report.warnings)}, step=0
+    )
+    if not report.ok:
+        raise PluginError(
+            f"the run did not start: mlpx doctor found errors in {user.describe()} "
+            f"(`mlpx doctor {user.name}` shows the same report)\n{report}\n"
+            "Fix the code, or train it as it is with checks.enabled=false."
+        )
+    log.info("mlpx doctor: network '%s' passed (%d warnings)", user.name, len(report.warnings))
+    return f"passed ({len(report.warnings)} warnings)"
 
 
 def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dict:

@@ -13,6 +13,17 @@ class ProgressReporter:
     @hookimpl
     def on_run_start(self, run) -> None:
         sizes = run.dataset.sizes()
+        describe = getattr(run.model, "describe", None)  # a user network (mlpx.network_run)
+        if describe is not None:
+            log.info(
+                "training %s on %s (train %d, val %d, test %d)",
+                describe(),
+                run.components["dataset"].name,
+                sizes["train"],
+                sizes["val"],
+                sizes["test"],
+            )
+            return
         names = {kind: component.name for kind, component in run.components.items()}
         log.info(
             "training %s on %s (train %d, val %d, test %d): %s, %s, %s, %s",

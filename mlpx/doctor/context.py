@@ -1,0 +1,160 @@
+"""What every probe gets: the subject, the probing data, the objective's numerics, the dtype.
+
+The default data is a small learnable task sized from the network: each class has a random
+binary prototype image, and a record is its class's prototype with 10 % of the pixels flipped,
+as uint8 pixels 0..255 (put through the code's own ``prepare_inputs``, else divided by 255).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from mlpx.checks.tolerances import Tolerances, tolerances
+from mlpx.doctor.objective import ObjectiveMath
+from mlpx.doctor.report import Finding
+from mlpx.doctor.spec import DoctorError
+from mlpx.doctor.subject import CodeError, Subject
+
+#: records of the default probing batch, and of the training task
+PROBE_RECORDS = 8
+TRAIN_RECORDS = 96
+
+
+@dataclass
+class Context:
+    """The probing batch (x (n, D), y one-hot (n, C), labels (n,)), the training task, tolerances."""
+
+    subject: Subject
+    x: np.ndarray
+    y: np.ndarray
+    labels: np.ndarray
+    n_features: int
+    n_classes: int
+    dtype: np.dtype
+    tol: Tolerances
+    math: ObjectiveMath
+    rng: np.random.Generator
+    train: Optional[Tuple[np.ndarray, np.ndarray]] = None  # (x, y one-hot) of the learnable task
+    pixels: Optional[np.ndarray] = None  # the uint8-valued images x came from, when synthetic
+    user_data: bool = False
+    findings: List[Finding] = field(default_factory=list)
+    facts: Dict[str, Any] = field(default_factory=dict)  # what one probe learned for the others
+
+    def add(self, finding: Finding) -> Finding:
+        self.findings.append(finding)
+        return finding
+
+    def by_symmetry(self) -> bool:
+        """Whether the symmetry probe already explained a failure to learn."""
+        return any(f.check == "symmetry" and f.severity == "error" for f in self.findings)
+
+    def batch(self, records: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """The probing batch cut to what one call of update/gradients accepts."""
+        n = records or self.subject.check_batch or len(self.x)
+        return self.x[:n], self.y[:n]
+
+
+def prototype_pixels(
+    labels: np.ndarray, n_features: int, n_classes: int, rng: np.random.Generator
+) -> np.ndarray:
+    """uint8-valued images (n, D): each class a random binary prototype, 10 % of pixels flipped."""
+    prototypes = rng.random((n_classes, n_features)) < 0.2
+    flips = rng.random((len(labels), n_features)) < 0.1
+    images = prototypes[labels] ^ flips
+    return (images * rng.integers(180, 256, size=images.shape)).astype(np.uint8)
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes)[labels]
+
+
+def infer_sizes(subject: Subject, net: Any, arrays: Dict[str, np.ndarray]) -> Tuple[int, int]:
+    """(n_features, n_classes): the input width forward accepts, among the arrays' dimensions."""
+    dims = sorted({d for a in arrays.values() for d in np.shape(a) if d > 1}, reverse=True)
+    problems = []
+    for width in dims:
+        x = np.random.default_rng(0).random((3, width))
+        try:
+            out = subject.forward(net, x)
+        except CodeError as error:
+            problems.append(f"D={width}: {error}")
+            continue
+        if out.ndim == 2 and out.shape[0] == 3:
+            return width, out.shape[1]
+        problems.append(f"D={width}: forward returned shape {out.shape}, not (3, C)")
+    raise DoctorError(
+        "could not find the input width: forward(net, X) failed for X of shape (3, D) with every D "
+        f"among the arrays' dimensions ({'; '.join(problems) or 'no arrays found'}). Pass data=(X, Y)."
+    )
+
+
+def make_context(subject: Subject, net: Any, arrays: Dict[str, np.ndarray], data: Any, seed: int) -> Context:
+    rng = np.random.default_rng(seed)
+    dtypes = {np.asarray(a).dtype for a in arrays.values()}
+    dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+    tol = tolerances(dtype)
+    if data is not None:
+        x, y = data
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if y.ndim == 1:
+            n_classes = int(subject.forward(net, x[:1]).shape[1])
+            y = one_hot(y.astype(int), n_classes)
+        labels = y.argmax(axis=1)
+        ctx = Context(
+            subject,
+            x,
+            y.astype(np.float64),
+            labels,
+            x.shape[1],
+            y.shape[1],
+            dtype,
+            tol,
+            ObjectiveMath(subject.objective),
+            rng,
+            user_data=True,
+        )
+        ctx.train = (x, ctx.y)
+        return ctx
+    n_features, n_classes = infer_sizes(subject, net, arrays)
+    n = subject.check_batch if subject.check_batch and subject.check_batch > 1 else PROBE_RECORDS
+    n = max(n, n_classes + 3) if n != 1 else PROBE_RECORDS  # rows != classes keeps the axes apart
+    labels = np.concatenate([np.arange(n_classes), rng.integers(0, n_classes, TRAIN_RECORDS)])[
+        : n + TRAIN_RECORDS
+    ]
+    rng.shuffle(labels)
+    pixels = prototype_pixels(labels, n_features, n_classes, rng)
+    x_all = prepare(subject, pixels, dtype)
+    y_all = one_hot(labels, n_classes)
+    ctx = Context(
+        subject,
+        x_all[:n],
+        y_all[:n],
+        labels[:n],
+        n_features,
+        n_classes,
+        dtype,
+        tol,
+        ObjectiveMath(subject.objective),
+        rng,
+        pixels=pixels[:n],
+    )
+    ctx.train = (x_all, y_all)
+    ctx.facts["train_labels"] = labels
+    return ctx
+
+
+def prepare(subject: Subject, pixels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The code's own preprocessing of uint8-valued pixels, else pixels / 255 in the code's dtype."""
+    if subject.prepare_inputs is None:
+        return (pixels / 255.0).astype(dtype)
+    x = np.asarray(subject.call("prepare_inputs", subject.prepare_inputs, pixels.copy()))
+    if x.shape[0] != len(pixels):
+        raise DoctorError(
+            f"prepare_inputs returned shape {x.shape} for pixels of shape {pixels.shape}: "
+            "it must keep one row per record"
+        )
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    return x

@@ -1,0 +1,214 @@
+"""The user's code as the probes call it: fresh copies, live arrays, reseeding, and errors that
+point into the user's file.
+
+``Subject`` wraps the callables of ``examine``: ``fresh()`` is a new network (a deep copy of one
+``build()``), ``arrays(net)`` the live trainable arrays (the user's ``params`` or the discovered
+ones, re-read after every call), ``call`` runs one user callable with NumPy warnings silenced and
+the global generators reseeded when ``seed`` is given, turning an exception into ``CodeError``
+that names the callable and the line of the user's code that raised.
+"""
+
+import copy
+import os
+import random
+import traceback
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from mlpx.checks.numeric import quiet
+from mlpx.doctor.spec import DoctorError, Objective
+
+Arrays = Dict[str, np.ndarray]
+#: one step of a path from the network to an array: ("attr", name), ("key", k) or ("index", i)
+Step = Tuple[str, Any]
+_MAX_DEPTH = 4
+_MAX_ITEMS = 64
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class CodeError(Exception):
+    """The user's callable ``what`` raised ``error``; ``where`` is its file:line in user code."""
+
+    def __init__(self, what: str, error: BaseException, where: Optional[str]) -> None:
+        super().__init__(f"{what} raised {type(error).__name__}: {error}")
+        self.what, self.error, self.where = what, error, where
+
+
+def user_frame(error: BaseException) -> Optional[str]:
+    """'file.py:12 in train': the deepest traceback frame outside mlpx and NumPy."""
+    found = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(_OWN_DIR) or f"{os.sep}numpy{os.sep}" in path or "site-packages" in path:
+            continue
+        found = f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return found
+
+
+@dataclass
+class Subject:
+    """The user's network and callables, plus what the doctor learned about them."""
+
+    build: Callable[[], Any]
+    forward_fn: Callable[[Any, Any], Any]
+    objective: Objective
+    params_fn: Optional[Callable[[Any], Arrays]] = None
+    gradients_fn: Optional[Callable[..., Any]] = None
+    update_fn: Optional[Callable[..., Any]] = None
+    lr: Any = None
+    loss_fn: Optional[Callable[..., Any]] = None
+    train_epoch: Optional[Callable[..., Any]] = None
+    optimizer: Optional[Dict[str, Any]] = None
+    prepare_inputs: Optional[Callable[[Any], Any]] = None
+    encode_labels: Optional[Callable[[Any, int], Any]] = None
+    seed: Optional[int] = None
+    check_batch: Optional[int] = None
+    template: Any = None
+    paths: Dict[str, List[Step]] = field(default_factory=dict)  # discovered arrays, when no params
+    batch_dependent: bool = False  # forward's rows depend on each other: call it per record
+    random_forward: bool = False  # forward differs between calls even after reseeding
+
+    # ------------------------------------------------------------ networks and arrays
+
+    def fresh(self) -> Any:
+        """A network as ``build()`` made it (a deep copy of the first one built)."""
+        if self.template is None:
+            self.template = self.call("build", self.build)
+            if self.template is None:
+                raise DoctorError("build() returned None: it must return the network (object, dict, list)")
+        try:
+            return copy.deepcopy(self.template)
+        except Exception:
+            return self.call("build", self.build)
+
+    def arrays(self, net: Any) -> Arrays:
+        """The live trainable arrays of ``net`` by name."""
+        if self.params_fn is not None:
+            found = self.call("params", self.params_fn, net)
+            if not isinstance(found, dict) or not found:
+                raise DoctorError(
+                    f"params(net) returned {type(found).__name__}: it must return {{name: ndarray}}"
+                )
+            return {str(k): v for k, v in found.items()}
+        return {name: _follow(net, path) for name, path in self.paths.items()}
+
+    def copies(self, net: Any) -> Arrays:
+        """Float64 copies of the trainable arrays (a snapshot)."""
+        return {name: np.array(a, dtype=np.float64) for name, a in self.arrays(net).items()}
+
+    def learning_rate(self, net: Any) -> float:
+        if self.lr is None:
+            raise DoctorError(
+                "update= needs lr= (a float or (net) -> float): the gradient is (old - new) / lr"
+            )
+        return float(self.call("lr", self.lr, net) if callable(self.lr) else self.lr)
+
+    # ------------------------------------------------------------ calling user code
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.seed is not None:
+            np.random.seed(self.seed)
+            random.seed(self.seed)
+        try:
+            with quiet():
+                return fn(*args)
+        except (DoctorError, CodeError):
+            raise
+        except Exception as error:
+            raise CodeError(what, error, user_frame(error)) from error
+
+    def forward(self, net: Any, x: np.ndarray) -> np.ndarray:
+        """forward(net, X) as a float64 array (n, C); per record when rows depend on each other."""
+        if self.batch_dependent and len(x) > 1:
+            return np.concatenate([self.forward(net, x[i : i + 1]) for i in range(len(x))])
+        out = self.call("forward", self.forward_fn, net, x)
+        out = np.asarray(out, dtype=np.float64)
+        if out.ndim == 1:
+            out = out.reshape(len(x), -1) if len(x) == 1 or out.size % len(x) == 0 else out
+        return out
+
+    def step(self, net: Any, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call an in-place training callable; the network it returns, or ``net`` when None."""
+        result = self.call(what, fn, net, *args)
+        return net if result is None else result
+
+    # ------------------------------------------------------------ discovery
+
+    def discover(self, net: Any) -> List[str]:
+        """Find the float arrays of ``net`` (attributes, lists, dicts); return their names."""
+        found: Dict[int, Tuple[str, List[Step]]] = {}
+        _walk(net, [], 0, found, set())
+        names = _short_names([path for _, path in found.values()])
+        self.paths = dict(zip(names, (path for _, path in found.values()), strict=True))
+        return names
+
+
+def render(path: List[Step]) -> str:
+    """``layers[0].W`` from [("attr", "layers"), ("index", 0), ("attr", "W")]."""
+    text = ""
+    for kind, value in path:
+        if kind == "attr":
+            text += f".{value}" if text else str(value)
+        elif kind == "key":
+            text += f"[{value!r}]" if text else str(value)
+        else:
+            text += f"[{value}]"
+    return text
+
+
+def _short_names(paths: List[List[Step]]) -> List[str]:
+    """Full paths, except that an array kept in a dict is named by its key when that is unique."""
+    keys = [str(p[-1][1]) for p in paths if p[-1][0] == "key"]
+    names = []
+    for path in paths:
+        last = str(path[-1][1])
+        if path[-1][0] == "key" and keys.count(last) == 1 and len(path) > 1:
+            names.append(last)
+        else:
+            names.append(render(path))
+    return names
+
+
+def _walk(
+    obj: Any, path: List[Step], depth: int, found: Dict[int, Tuple[str, List[Step]]], seen: set
+) -> None:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and obj.ndim >= 1 and obj.size > 0 and id(obj) not in found and path:
+            found[id(obj)] = (render(path), list(path))
+        return
+    if depth >= _MAX_DEPTH or id(obj) in seen or isinstance(obj, (str, bytes, int, float, complex, bool)):
+        return
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        for key, value in list(obj.items())[:_MAX_ITEMS]:
+            _walk(value, [*path, ("key", key)], depth + 1, found, seen)
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj[:_MAX_ITEMS]):
+            _walk(value, [*path, ("index", index)], depth + 1, found, seen)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, _NOT_DATA):
+        for name, value in list(vars(obj).items())[:_MAX_ITEMS]:
+            if not name.startswith("__"):
+                _walk(value, [*path, ("attr", name)], depth + 1, found, seen)
+
+
+_NOT_DATA = (type, types.FunctionType, types.MethodType, types.ModuleType, types.BuiltinFunctionType)
+
+
+def _follow(net: Any, path: List[Step]) -> np.ndarray:
+    obj = net
+    for kind, value in path:
+        obj = getattr(obj, value) if kind == "attr" else obj[value]
+    return obj
+
+
+def assign(net: Any, path: List[Step], value: Any) -> None:
+    """Rebind the array at ``path`` (used only to restore a snapshot into a rebinding network)."""
+    parent = _follow(net, path[:-1]) if len(path) > 1 else net
+    kind, key = path[-1]
+    if kind == "attr":
+        setattr(parent, key, value)
+    else:
+        parent[key] = value

@@ -1,0 +1,56 @@
+"""The doctor's thresholds, keyed by the dtype the code computes in: data, not magic numbers.
+
+Central differences come from ``mlpx.checks.tolerances`` (the plugin checks' steps); the
+gradient threshold is looser than the plugin checks' because a hand-written network is probed
+through its whole forward pass (kinks of ReLU along a dense direction, clipped logs), while real
+mistakes are off by factors, signs and whole terms (relative errors of 1e-2 and more).
+"""
+
+from dataclasses import dataclass
+from typing import Dict
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    #: relative error of an array's gradient above which it is wrong
+    gradient: float
+    #: residual of a fit (gradient = ratio * a variant's gradient) for the variant to be named
+    fingerprint: float
+    #: relative difference between the reported loss and the objective
+    loss: float
+    #: |row sum - 1| of probabilities
+    probs_sum: float
+    #: relative difference of a record's output alone and within a batch
+    independence: float
+    #: an optimizer's step against the reference, over the step's size
+    optimizer: float
+    #: two calls that must agree (state), relative
+    repeat: float
+
+
+THRESHOLDS: Dict[np.dtype, Thresholds] = {
+    np.dtype(np.float64): Thresholds(
+        gradient=1e-3,
+        fingerprint=0.03,
+        loss=1e-3,
+        probs_sum=1e-6,
+        independence=1e-7,
+        optimizer=1e-4,
+        repeat=1e-9,
+    ),
+    np.dtype(np.float32): Thresholds(
+        gradient=3e-2,
+        fingerprint=0.08,
+        loss=1e-3,
+        probs_sum=1e-4,
+        independence=1e-4,
+        optimizer=1e-3,
+        repeat=1e-5,
+    ),
+}
+
+
+def thresholds(dtype: np.dtype) -> Thresholds:
+    return THRESHOLDS.get(np.dtype(dtype), THRESHOLDS[np.dtype(np.float64)])
