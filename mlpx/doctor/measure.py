@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mlpx.doctor.context import Context
+from mlpx.doctor.objective import is_weight
 
 #: random dense directions per array
 DIRECTIONS = 3
@@ -34,9 +35,10 @@ class Probe:
             return float(np.vdot(gradient, self.delta))
         return float(gradient[self.index] * self.delta)
 
-    @property
-    def width(self) -> float:
-        return float(np.linalg.norm(self.delta)) if self.index is None else abs(float(self.delta))
+    width: float = 0.0  # the displacement's length, set at creation
+
+    def __post_init__(self) -> None:
+        self.width = float(np.linalg.norm(self.delta)) if self.index is None else abs(float(self.delta))
 
 
 @dataclass
@@ -48,6 +50,14 @@ class ArrayMeasurement:
     directions: List[Probe] = field(default_factory=list)
     entries: List[Probe] = field(default_factory=list)
     noise: float = 0.0  # derivative units below which a difference is rounding
+    ones: Optional[Probe] = None  # along all-ones (bias vectors): the sum of the gradient's entries
+
+    def total(self, variant: str) -> float:
+        """The sum of the true gradient's entries under ``variant`` (bias vectors only)."""
+        if self.ones is None:
+            return 0.0
+        step = float(np.mean(self.ones.delta))
+        return self.ones.changes[variant] / step if step else 0.0
 
     def true(self, probes: Sequence[Probe], variant: str = "stated") -> np.ndarray:
         """Derivatives of ``variant`` along ``probes`` (change over displacement width)."""
@@ -83,6 +93,8 @@ def measure_arrays(
         for _ in range(DIRECTIONS):
             direction = ctx.rng.standard_normal(array.shape)
             m.directions.append(_probe(ctx, net, array, x, y, variants, h * direction, None))
+        if not is_weight(name, array):
+            m.ones = _probe(ctx, net, array, x, y, variants, h * np.ones(array.shape), None)
         for index in _entries(ctx.rng, array, None if focus is None else focus.get(name)):
             unit = np.zeros(array.shape)
             unit[index] = h

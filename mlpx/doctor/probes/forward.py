@@ -77,8 +77,21 @@ def probe_forward(ctx: Context) -> None:
                 )
             )
             ctx.facts["skip_gradient"] = "forward is random even after reseeding"
+    if subject.seed is not None and not subject.random_forward:
+        ctx.facts["uses_global_random"] = _draws_from_global_random(subject, net, x, probs)
     _probabilities(ctx, probs, limits)
     _independence(ctx, net, x, probs, limits)
+
+
+def _draws_from_global_random(subject, net, x: np.ndarray, probs: np.ndarray) -> bool:
+    """Whether forward's output changes with the seed of np.random (dropout masks)."""
+    seed = subject.seed
+    try:
+        subject.seed = seed + 1
+        other = subject.forward(net, x)
+    finally:
+        subject.seed = seed
+    return not np.array_equal(other, probs)
 
 
 def _probabilities(ctx: Context, probs: np.ndarray, limits) -> None:
