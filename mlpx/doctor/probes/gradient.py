@@ -542,9 +542,7 @@ def _name_dropout(ctx: Context, wrong: List[Verdict]) -> None:
     for v in wrong:
         if v.kind is None:
             v.kind = "dropout-mask-missing-in-backward"
-            v.shape_note += (
-                "; forward draws random masks (dropout) and the backward pass does not follow them"
-            )
+            v.shape_note += "; forward draws random masks (dropout) that the backward pass does not follow"
 
 
 # ---------------------------------------------------------------- findings
