@@ -135,3 +135,18 @@ def test_per_record_gradients_average_to_the_batch_gradient_and_the_objective_ma
     probs = user.network.forward(model.net, x)
     value = objective_value(user.objective, probs, y, model.net, model.params)
     assert value == pytest.approx(cross_entropy(np.log(probs), labels), rel=1e-10)
+
+
+def test_the_builtin_mlp_passes_the_doctor():
+    host = load_plugins(plugins_dirs=[])
+    report = host.registry.get("network", "mlp").network().examine(name="mlp")
+    assert report.ok, str(report)
+
+
+def test_checks_disabled_trains_a_broken_network_as_it_is(workdir, run_mlpx):
+    overrides = ["network=tiny_broken", "trainer.epochs=1", "checks.enabled=false", *SMALL_DATA]
+    completed = run_mlpx(overrides, cwd=workdir, env=ENV)
+    assert completed.returncode == 0, completed.stderr
+    _, run = _only_run(workdir)
+    assert run.info.status == "FINISHED" and "doctor_errors" not in run.data.metrics
+    assert np.isfinite(run.data.metrics["val_ce"])
