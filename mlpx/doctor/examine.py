@@ -104,6 +104,11 @@ def examine(
             probe(ctx)
         except CodeError as error:
             ctx.add(Finding(check, "error", str(error), kind="code-raised", where=error.where))
+        except DoctorError:
+            raise
+        except Exception as error:  # the doctor's own failure must not hide the other probes
+            report.skipped[check] = f"the probe failed ({type(error).__name__}: {error}); please report it"
+            continue
         new = ctx.findings[before:]
         skipped = ctx.facts.get("skipped", {}).pop(check, None)
         if skipped:
@@ -149,22 +154,34 @@ def _live_arrays(subject: Subject, net: Any, names: List[str]) -> List[str]:
     except DoctorError:
         return names
     x = np.random.default_rng(1).random((4, width))
-    base = subject.forward(net, x)
-    live = []
     rng = np.random.default_rng(2)
-    for name in names:
-        array = arrays[name]
-        saved = array.copy()
-        try:
-            array[...] = saved + 0.1 * max(1.0, float(np.abs(saved).max())) * rng.standard_normal(array.shape)
-            moved = subject.forward(net, x)
-        except CodeError:
-            moved = base
-        finally:
-            array[...] = saved
-        if moved.shape != base.shape or not np.array_equal(moved, base):
-            live.append(name)
+    saved = {name: arrays[name].copy() for name in names}
+    live = []
+    try:
+        # at a generic point: with zero-initialised layers, one array alone would not show
+        for name in names:
+            arrays[name][...] = saved[name] + _nudge(saved[name], rng, 0.3)
+        base = subject.forward(net, x)
+        for name in names:
+            array = arrays[name]
+            here = array.copy()
+            try:
+                array[...] = here + _nudge(here, rng, 0.1)
+                moved = subject.forward(net, x)
+            except CodeError:
+                moved = base
+            finally:
+                array[...] = here
+            if moved.shape != base.shape or not np.array_equal(moved, base):
+                live.append(name)
+    finally:
+        for name in names:
+            arrays[name][...] = saved[name]
     return live
+
+
+def _nudge(array: np.ndarray, rng: np.random.Generator, size: float) -> np.ndarray:
+    return size * max(1.0, float(np.abs(array).max())) * rng.standard_normal(array.shape)
 
 
 def _skip_reason(ctx: Context, check: str) -> Optional[str]:

@@ -11,7 +11,7 @@ bias is any shape with ``out`` entries.
 """
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -73,9 +73,9 @@ class Twin:
             acts.append(a)
         return zs, acts
 
-    def gradients(self, x, y, math: ObjectiveMath, bug: Optional[Tuple[str, int, str]] = None) -> Arrays:
-        """The data term's gradient; ``bug`` = (kind, layer index 0-based, variant) simulates a mistake
-        in the backward step that hands the error to layer ``index``."""
+    def gradients(self, x, y, math: ObjectiveMath, bug: Optional["Mistake"] = None) -> Arrays:
+        """The data term's gradient, exact; with ``bug``, as that backward mistake computes it."""
+        bug = bug or Mistake("")
         zs, acts = self.forward(x)
         p = acts[-1]
         d_p = _d_probs(math, p, y)
@@ -87,9 +87,10 @@ class Twin:
         for index in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[index]
             source = acts[index]
-            if bug and bug[0] == "off-by-one-layer-activation" and bug[1] == index and bug[2] == "output":
+            shift = bug.source.get(index)
+            if shift == "output":
                 source = acts[index + 1]
-            if bug and bug[0] == "off-by-one-layer-activation" and bug[1] == index and bug[2] == "before":
+            elif shift == "before":
                 source = acts[index - 1] if index >= 1 else None
             if source is None or source.shape[1] != self._w(layer).shape[0]:
                 raise ValueError("shapes do not allow this mistake")
@@ -100,41 +101,59 @@ class Twin:
             if index == 0:
                 break
             w = self._w(layer)
-            if bug and bug[0] == "transposed-weight-in-backward" and bug[1] == index - 1:
+            if bug.stepped_lr is not None:
+                w = w - bug.stepped_lr * grad_w  # the layer already stepped, in place
+            if index - 1 in bug.transposed:
                 if w.shape[0] != w.shape[1]:
                     raise ValueError("not square")
                 upstream = delta @ w
             else:
                 upstream = delta @ w.T
-            delta = upstream * self._derivative(index - 1, zs, acts, upstream, bug)
+            delta = upstream * self._derivative(index - 1, zs, acts, upstream, bug.derivative.get(index - 1))
         return out
 
-    def _derivative(self, index: int, zs, acts, upstream, bug) -> np.ndarray:
-        name = self.hidden[index]
+    def _derivative(self, index: int, zs, acts, upstream, variant: Optional[str]) -> np.ndarray:
+        """f'(z) of hidden layer ``index`` (0-based), or what a mistake ``variant`` uses instead."""
         z, a = zs[index], acts[index + 1]
-        right = ACTIVATIONS[name][1](z)
-        if not bug or bug[1] != index:
-            return right
-        kind, _, variant = bug
-        if kind == "missing-activation-derivative":
+        if variant is None:
+            return ACTIVATIONS[self.hidden[index]][1](z)
+        if variant == "missing":
             return np.ones_like(z)
-        if kind == "relu-derivative-wrong-tensor":
-            if variant == "error":
-                return (upstream > 0).astype(float)
-            if variant == "previous" and index >= 1 and zs[index - 1].shape == z.shape:
-                return (zs[index - 1] > 0).astype(float)
-            if variant == "next" and index + 1 < len(zs) and zs[index + 1].shape == z.shape:
-                return (zs[index + 1] > 0).astype(float)
-            raise ValueError("no such tensor")
-        if kind == "sigmoid-derivative-on-preactivation":
-            return z * (1 - z) if variant == "z" else _sigmoid(a) * (1 - _sigmoid(a))
-        if kind == "activation-derivative-wrong-tensor":
-            return 1 - z**2 if variant == "z" else 1 - np.tanh(a) ** 2
-        if kind == "off-by-one-layer-activation" and variant == "derivative":
-            if index >= 1 and zs[index - 1].shape == z.shape:
-                return ACTIVATIONS[self.hidden[index - 1]][1](zs[index - 1])
-            raise ValueError("shapes differ")
-        return right
+        if variant == "relu-of-error":
+            return (upstream > 0).astype(float)
+        if variant in ("previous", "next"):
+            other = index - 1 if variant == "previous" else index + 1
+            if 0 <= other < len(self.hidden) and zs[other].shape == z.shape:
+                return ACTIVATIONS[self.hidden[other]][1](zs[other])
+            raise ValueError("no neighbour of that width")
+        if variant == "sigmoid-on-z":
+            return z * (1 - z)
+        if variant == "sigmoid-of-a":
+            return _sigmoid(a) * (1 - _sigmoid(a))
+        if variant == "tanh-on-z":
+            return 1 - z**2
+        if variant == "tanh-of-a":
+            return 1 - np.tanh(a) ** 2
+        raise ValueError(variant)
+
+
+@dataclass
+class Mistake:
+    """A backward mistake: per hidden layer (0-based) the derivative used instead of f'(z); per
+    layer the activation its weight gradient takes instead of its input; the hidden layers whose
+    error comes through W instead of W.T; weights stepped before the error goes through them."""
+
+    kind: str
+    derivative: Dict[int, str] = field(default_factory=dict)
+    source: Dict[int, str] = field(default_factory=dict)
+    transposed: Tuple[int, ...] = ()
+    stepped_lr: Optional[float] = None
+
+    @property
+    def layers(self) -> List[int]:
+        """1-based layers whose backward step holds the mistake."""
+        held = set(self.derivative) | set(self.transposed)
+        return sorted({i + 2 for i in held} | {i + 1 for i in self.source})
 
 
 def _d_probs(math: ObjectiveMath, p: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -177,19 +196,57 @@ def fit_twin(
     return None
 
 
-def mistakes(twin: Twin) -> List[Tuple[str, int, str]]:
-    """Every (kind, layer index, variant) this twin can simulate."""
-    found = []
-    for index, name in enumerate(twin.hidden):
-        found.append(("missing-activation-derivative", index, ""))
-        if name in ("relu", "leaky_relu"):
-            found += [("relu-derivative-wrong-tensor", index, v) for v in ("error", "previous", "next")]
-        if name == "sigmoid":
-            found += [("sigmoid-derivative-on-preactivation", index, v) for v in ("z", "a")]
-        if name == "tanh":
-            found += [("activation-derivative-wrong-tensor", index, v) for v in ("z", "a")]
-        found.append(("off-by-one-layer-activation", index, "derivative"))
-        found.append(("transposed-weight-in-backward", index, ""))
+#: derivative variants by hidden activation, and the kind each is
+_DERIVATIVE_MISTAKES = {
+    "relu": [("relu-of-error", "relu-derivative-wrong-tensor")],
+    "leaky_relu": [("relu-of-error", "relu-derivative-wrong-tensor")],
+    "sigmoid": [
+        ("sigmoid-on-z", "sigmoid-derivative-on-preactivation"),
+        ("sigmoid-of-a", "sigmoid-derivative-on-preactivation"),
+    ],
+    "tanh": [
+        ("tanh-on-z", "activation-derivative-wrong-tensor"),
+        ("tanh-of-a", "activation-derivative-wrong-tensor"),
+    ],
+}
+
+
+def mistakes(twin: Twin, lr: Optional[float] = None) -> List[Mistake]:
+    """Every mistake this twin can simulate: in one hidden layer, and in all of them at once."""
+    hidden = range(len(twin.hidden))
+    found: List[Mistake] = []
+
+    def everywhere_and_each(kind: str, variant_of) -> None:
+        layers = [i for i in hidden if variant_of(i)]
+        if len(layers) > 1:
+            found.append(Mistake(kind, derivative={i: variant_of(i) for i in layers}))
+        found.extend(Mistake(kind, derivative={i: variant_of(i)}) for i in layers)
+
+    everywhere_and_each("missing-activation-derivative", lambda i: "missing")
+    for variant, kind in {
+        v: k for name in set(twin.hidden) for v, k in _DERIVATIVE_MISTAKES.get(name, [])
+    }.items():
+        everywhere_and_each(
+            kind,
+            lambda i, v=variant: (
+                v if any(v == w for w, _ in _DERIVATIVE_MISTAKES.get(twin.hidden[i], [])) else None
+            ),
+        )
+    for variant in ("previous", "next"):
+        everywhere_and_each("off-by-one-layer-activation", lambda i, v=variant: v)
+    if len(twin.hidden) >= 2:  # each hidden layer takes the other's mask
+        found.append(
+            Mistake(
+                "off-by-one-layer-activation",
+                derivative={i: ("next" if i + 1 < len(twin.hidden) else "previous") for i in hidden},
+            )
+        )
+    for index in hidden:
+        found.append(Mistake("transposed-weight-in-backward", transposed=(index,)))
+    if len(twin.hidden) > 1:
+        found.append(Mistake("transposed-weight-in-backward", transposed=tuple(hidden)))
     for index in range(len(twin.layers)):
-        found += [("off-by-one-layer-activation", index, v) for v in ("output", "before")]
+        found += [Mistake("off-by-one-layer-activation", source={index: v}) for v in ("output", "before")]
+    if lr:
+        found.append(Mistake("in-place-update-aliasing", stepped_lr=lr))
     return found

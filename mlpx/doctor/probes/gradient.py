@@ -335,13 +335,14 @@ def _fingerprint(ctx: Context, m: ArrayMeasurement, g, l2g, l2_on: bool, verdict
         c, t = _stacked(m, g, penal, variant)
         fits[variant] = _fit(c, t)
     ratio, residual = fits["stated"]
-    if residual < limits.fingerprint:
+    explains = min(limits.fingerprint, 0.2 * verdict.error)  # a fit must remove most of the error
+    if residual < explains:
         verdict.ratio = ratio
         _name_ratio(verdict, ratio, n, mean, limits)
         return
     if ctx.math.objective.l2 is not None and _fingerprint_l2(m, g, l2g, l2_on, verdict, limits):
         return
-    others = {k: v for k, v in fits.items() if k != "stated" and v[1] < limits.fingerprint}
+    others = {k: v for k, v in fits.items() if k != "stated" and v[1] < explains}
     if others:
         variant, (ratio, residual) = min(others.items(), key=lambda item: item[1][1])
         verdict.ratio = ratio
@@ -430,7 +431,7 @@ def _fingerprint_l2(m, g, l2g, l2_on: bool, verdict: Verdict, limits) -> bool:
         return False
     beta = float(np.dot(c - t, p) / np.dot(p, p))
     residual = float(np.linalg.norm(c - t - beta * p) / max(np.linalg.norm(c), 1e-300))
-    if residual >= limits.fingerprint:
+    if residual >= min(limits.fingerprint, 0.2 * verdict.error):
         return False
     if l2_on and abs(beta) < 0.02:
         verdict.kind = "l2-missing-from-gradient"
@@ -517,7 +518,8 @@ def _name_by_twin(ctx, net, arrays, measured, source: Source, verdicts, x, y, pe
             g = g - ctx.math.l2_gradient(net, v.name, measured[v.name].value)
         code[v.name] = g
     match_tol = 1e-5 if ctx.dtype == np.float64 else 2e-2
-    for bug in mistakes(twin):
+    lr = ctx.subject.learning_rate(net) if source.label == "update" else None
+    for bug in mistakes(twin, lr):
         try:
             with np.errstate(all="ignore"):
                 simulated = twin.gradients(np.asarray(x, np.float64), y, ctx.math, bug)
@@ -525,12 +527,16 @@ def _name_by_twin(ctx, net, arrays, measured, source: Source, verdicts, x, y, pe
             continue
         if all(
             v.name in simulated and relative_distance(code[v.name], simulated[v.name]) <= match_tol
-            for v in unexplained
+            for v in verdicts
         ):
-            layer = bug[1] + 1
+            if bug.stepped_lr is not None:
+                note = "it equals the gradient of a backward pass that steps each layer before sending the "
+                note += "error back through its (already changed) weights"
+            else:
+                note = "it equals the gradient with this mistake in the backward step of layer "
+                note += ", ".join(map(str, bug.layers))
             for v in unexplained:
-                v.kind = bug[0]
-                v.shape_note = f"it equals the gradient with this mistake in layer {layer}'s backward step"
+                v.kind, v.shape_note = bug.kind, note
             return
 
 
@@ -549,6 +555,7 @@ def _name_dropout(ctx: Context, wrong: List[Verdict]) -> None:
 
 
 def _report(ctx, source: Source, verdicts: List[Verdict], wrong: List[Verdict], layers, measured) -> None:
+    _overwritten_biases(verdicts)
     right = [v.name for v in verdicts if not v.wrong]
     origin = _origin(layers, {v.name for v in wrong}, [v.name for v in verdicts])
     groups: Dict[Optional[str], List[Verdict]] = {}
@@ -588,6 +595,20 @@ def _report(ctx, source: Source, verdicts: List[Verdict], wrong: List[Verdict], 
                     measured={"source": source.label},
                 )
             )
+
+
+def _overwritten_biases(verdicts: List[Verdict]) -> None:
+    """Only the biases follow the last record while the weights do not: the bias accumulator
+    is assigned (=) in a per-record loop."""
+    last = [v for v in verdicts if v.kind == "only-last-sample-used"]
+    if last and all(is_bias(v.name, np.empty(2)) or v.name.startswith("b") for v in last):
+        weights_fine = [
+            v for v in verdicts if v.kind != "only-last-sample-used" and not v.name.startswith("b")
+        ]
+        if weights_fine:
+            for v in last:
+                v.kind = "bias-grad-overwritten"
+                v.extra_kinds.append("only-last-sample-used")
 
 
 def _origin(layers, wrong: set, order: List[str]) -> str:
