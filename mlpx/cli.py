@@ -28,6 +28,7 @@ from mlpx.plots import warm_up as warm_up_plots
 from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
 from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.progress import ProgressReporter
+from mlpx.run_folder import register_resolvers
 from mlpx.runner import check_run, chosen_components, execute, prepare
 from mlpx.search import reporter_for_this_job
 from mlpx.tracking import (
@@ -42,6 +43,7 @@ from mlpx.tracking import (
 CONF_DIR = PROJECT_ROOT / "conf"
 log = logging.getLogger("mlpx")
 _host: Optional[PluginHost] = None
+register_resolvers()  # ${mlpx_uid:} in conf/config.yaml, here and in joblib workers
 
 
 def plugin_host() -> PluginHost:
