@@ -64,8 +64,9 @@ class TrainerConfig:
 
 @dataclass
 class TrackingConfig:
-    uri: str = "sqlite:///${paths.output_dir}/mlflow.db"
-    experiment: str = "mlpx"
+    # MLflow's own variables when set (a team's server), else the SQLite store under outputs/
+    uri: str = "${oc.env:MLFLOW_TRACKING_URI,'sqlite:///${paths.output_dir}/mlflow.db'}"
+    experiment: str = "${oc.env:MLFLOW_EXPERIMENT_NAME,mlpx}"
     # where a new experiment in a local store keeps its artifacts (a server decides for itself)
     artifact_location: Optional[str] = "${paths.output_dir}/mlartifacts"
     run_name: Optional[str] = None  # default: the job's overrides, e.g. "optimizer.lr=0.1"

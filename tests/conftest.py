@@ -47,6 +47,11 @@ def workdir(tmp_path, migrated_store) -> Path:
     return tmp_path
 
 
+def hermetic_environment() -> dict:
+    """This environment without MLflow's variables that would send the runs elsewhere."""
+    return {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
+
+
 def store_uri(workdir: Path) -> str:
     return f"sqlite:///{workdir / 'outputs' / 'mlflow.db'}"
 
@@ -58,7 +63,7 @@ def run_mlpx(mnist_cache):
     def run(
         args: List[str], cwd: Path, env: Optional[dict] = None, timeout: float = 300
     ) -> subprocess.CompletedProcess:
-        full_env = {**os.environ, "XDG_CACHE_HOME": str(mnist_cache), "HYDRA_FULL_ERROR": "1"}
+        full_env = {**hermetic_environment(), "XDG_CACHE_HOME": str(mnist_cache), "HYDRA_FULL_ERROR": "1"}
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, "-m", "mlpx", *args],
