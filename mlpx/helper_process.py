@@ -15,6 +15,7 @@ import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
+from mlpx import signals
 from mlpx.errors import TrackingError
 
 Reply = Tuple[Any, ...]
@@ -53,11 +54,12 @@ class HelperProcess:
             request = pickle.dumps((number, recorder_id, method, args, kwargs))
         except Exception as exc:
             raise TrackingError(f"cannot send {method}() to the MLflow helper: {exc}") from exc
-        self._waiting[number] = (recorder_id, method)
-        self._sent_any = True
         try:
-            self._process.stdin.write(request)
-            self._process.stdin.flush()
+            with signals.deferred():  # a signal must not leave half a request in the pipe
+                self._waiting[number] = (recorder_id, method)
+                self._sent_any = True
+                self._process.stdin.write(request)
+                self._process.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise self._died() from None
 
@@ -65,13 +67,14 @@ class HelperProcess:
         """Wait for every request sent so far; return (method, reply) of this recorder's ones."""
         while self._waiting:
             try:
-                number, reply = pickle.load(self._process.stdout)
+                with signals.deferred():  # nor half a reply read: the next one would be garbage
+                    number, reply = pickle.load(self._process.stdout)
+                    owner_and_method = self._waiting.pop(number, None)
+                    if owner_and_method is not None:
+                        owner, method = owner_and_method
+                        self._answers.setdefault(owner, []).append((method, reply))
             except (EOFError, OSError, pickle.UnpicklingError):
                 raise self._died() from None
-            owner_and_method = self._waiting.pop(number, None)
-            if owner_and_method is not None:
-                owner, method = owner_and_method
-                self._answers.setdefault(owner, []).append((method, reply))
         return self._answers.pop(recorder_id, [])
 
     def _died(self) -> TrackingError:

@@ -12,6 +12,8 @@ import signal
 import sys
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
+from mlpx.stale_runs import HEARTBEAT_TAG, now_ms
+
 _MAX_TAG_LENGTH = 5000
 
 
@@ -21,6 +23,7 @@ class RunRecorder:
     def __init__(self) -> None:
         self.run_id: Optional[str] = None
         self._client: Any = None
+        self._experiment_id: Optional[str] = None
 
     def open(
         self,
@@ -49,18 +52,33 @@ class RunRecorder:
 
         experiment_id = prepare_experiment(uri, experiment, artifact_location)
         self._client = MlflowClient(uri)
+        self._experiment_id = experiment_id
         run = self._client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
         self.run_id = run.info.run_id
+        parent = tags.get("mlflow.parentRunId")
+        if parent:  # the sweep's process is alive while it starts jobs
+            self._client.set_tag(parent, HEARTBEAT_TAG, str(now_ms()))
         items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             self._client.log_batch(self.run_id, params=items[start : start + 100])
         return self.run_id
 
     def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp_ms: int) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         batch = [Metric(k, float(v), timestamp_ms, step) for k, v in metrics.items()]
-        self._client.log_batch(self.run_id, metrics=batch)
+        beat = [RunTag(HEARTBEAT_TAG, str(timestamp_ms))]  # the run's process is alive
+        self._client.log_batch(self.run_id, metrics=batch, tags=beat)
+
+    def end_stale_runs(self) -> List[str]:
+        """End FAILED the experiment's runs left RUNNING by dead processes (``mlpx.stale_runs``);
+        one line per run ended. A failure here is reported, not fatal to this run."""
+        from mlpx.stale_runs import end_stale_runs
+
+        try:
+            return end_stale_runs(self._client, self._experiment_id)
+        except Exception as exc:
+            return [f"could not look for runs left RUNNING by dead processes: {type(exc).__name__}: {exc}"]
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -106,6 +124,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         try:
             number, recorder_id, method, args, kwargs = pickle.load(requests)
         except (EOFError, pickle.UnpicklingError):
+            _orphaned(recorders)
             return
         recorder = recorders.setdefault(recorder_id, RunRecorder())
         if method == "close":
@@ -125,6 +144,25 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
         replies.flush()
 
 
+def _orphaned(recorders: Mapping[int, RunRecorder]) -> None:
+    """The main process closed the pipe without closing these runs: it died (SIGKILL, the OOM
+    killer). End them here, KILLED if this process got the signal too, else FAILED."""
+    for recorder in recorders.values():
+        if recorder.run_id is None:
+            continue
+        if _signal_received is not None:
+            status, cause = "KILLED", f"interrupted by {signal.Signals(_signal_received).name}"
+        else:
+            status, cause = "FAILED", f"the mlpx process {_main_pid} died"
+        tags = {"mlpx.error": f"{cause} before it ended the run; ended by its MLflow helper process"}
+        if status == "KILLED":
+            tags["mlpx.interrupted"] = cause
+        try:
+            recorder.close(status, tags)
+        except Exception as exc:  # nobody is left to tell but stderr
+            print(f"mlpx helper: could not end run {recorder.run_id}: {exc}", file=sys.stderr)
+
+
 def _closing(failure: Optional[str], status: str, tags: Mapping[str, str]) -> Tuple[tuple, dict]:
     """``close``'s arguments: a run whose recording failed is closed anyway (never left
     RUNNING), and FAILED with the error if it would otherwise look FINISHED."""
@@ -137,14 +175,29 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+_signal_received: Optional[int] = None
+_main_pid: Optional[int] = None
+
+
+def _note_signal(signum: int, frame) -> None:
+    global _signal_received
+    if _signal_received is None:
+        _signal_received = signum
+
+
 def main(argv: List[str]) -> None:
     """Entry point of the helper process: requests on stdin, replies on a private copy of stdout.
 
-    Anything MLflow prints goes to stderr, so it cannot corrupt the reply stream. Ctrl-C reaches
-    the whole process group; the helper ignores it, so it can still record the run as KILLED
-    for the main process, and it exits when the main process closes the pipe.
+    Anything MLflow prints goes to stderr, so it cannot corrupt the reply stream. Ctrl-C (and
+    SIGTERM or SIGHUP sent to the whole process group) reaches the helper too; it only notes
+    the signal, so it can still record the run as KILLED for the main process, and it exits
+    when the main process closes the pipe. If the main process dies without closing its run,
+    the helper closes it.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _main_pid
+    _main_pid = os.getppid()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _note_signal)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     serve(sys.stdin.buffer, replies)

@@ -10,6 +10,7 @@ warnings, so the failures are logged and left in ``failed_sweeps`` for the CLI's
 import atexit
 import logging
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any, List, Optional
@@ -17,9 +18,11 @@ from typing import Any, List, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mlpx import signals
 from mlpx.plots import sweep_plot
+from mlpx.stale_runs import owner_tags
 from mlpx.sweep_summary import summarize
-from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment
+from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment, ui_hint
 
 log = logging.getLogger("mlpx")
 
@@ -27,6 +30,14 @@ log = logging.getLogger("mlpx")
 failed_sweeps: List[str] = []
 #: one line per failed job, kept by the job itself: the fallback when tracking cannot tell
 failed_jobs: List[str] = []
+#: sweeps of this process whose parent run is open
+_open_sweeps: List["SweepTracking"] = []
+
+
+def close_interrupted_sweeps(interrupt: BaseException) -> None:
+    """End KILLED the parent run of every sweep a signal interrupted, saying so in a tag."""
+    for sweep in list(_open_sweeps):
+        sweep.interrupted(signals.reason(interrupt) or str(interrupt))
 
 
 class SweepTracking(Callback):
@@ -34,6 +45,7 @@ class SweepTracking(Callback):
         self._client: Any = None
         self._parent_id: Optional[str] = None
         self._experiment_id: Optional[str] = None
+        self._uri: Optional[str] = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -49,6 +61,7 @@ class SweepTracking(Callback):
             failed_sweeps.append(f"no MLflow parent run for the sweep: {exc}")
             raise
         self._client = MlflowClient(tracking.uri)
+        self._uri = tracking.uri
         overrides = " ".join(config.hydra.overrides.task)
         parent = self._client.create_run(
             self._experiment_id,
@@ -58,11 +71,13 @@ class SweepTracking(Callback):
                 "mlpx.sweep.overrides": overrides,
                 "mlpx.sweep.dir": str(config.hydra.sweep.dir),
                 "mlflow.source.name": "mlpx",
+                **owner_tags(),
             },
         )
         self._parent_id = parent.info.run_id
         os.environ[PARENT_RUN_ENV] = self._parent_id
         atexit.register(self._abandon)
+        _open_sweeps.append(self)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._parent_id is None:
@@ -127,9 +142,28 @@ class SweepTracking(Callback):
         self._client.set_terminated(self._parent_id, status)
         os.environ.pop(PARENT_RUN_ENV, None)
         atexit.unregister(self._abandon)
+        if self in _open_sweeps:
+            _open_sweeps.remove(self)
         self._parent_id = None
+
+    def interrupted(self, reason: str) -> None:
+        """A signal ended the sweep: the parent run ends KILLED, tagged with the reason."""
+        if self._parent_id is None:
+            return
+        parent_id = self._parent_id
+        try:
+            self._client.set_tag(parent_id, "mlpx.interrupted", reason)
+            self._finish("KILLED")
+        except Exception as exc:  # the store went away: a later start ends it (mlpx.stale_runs)
+            log.warning("could not end the sweep's parent run %s: %s", parent_id, exc)
+            return
+        signals.note(f"the sweep's parent run {parent_id} ended KILLED ({ui_hint(self._uri)})")
 
     def _abandon(self) -> None:
         """The sweep was interrupted before it ended: do not leave the parent RUNNING."""
         if self._parent_id is not None:
-            self._finish("KILLED")
+            received = signals.received()
+            if received is not None:
+                self.interrupted(f"interrupted by {signal.Signals(received).name}")
+            else:
+                self._finish("KILLED")

@@ -10,6 +10,7 @@ import getpass
 import logging
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,10 +18,13 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from mlpx import signals
 from mlpx.diagnostics.rules import diagnose, render, summary
 from mlpx.errors import DivergenceError, TrackingError
 from mlpx.helper_process import RemoteRecorder
 from mlpx.hookspecs import hookimpl
+from mlpx.stale_runs import owner_tags
+from mlpx.store_lock import open_store
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,10 @@ def probe_server(uri: str, timeout: float = 5.0) -> None:
 def prepare_experiment(uri: str, experiment: str, artifact_location: Optional[str]) -> str:
     """Create (and migrate) the store and the experiment if needed; return the experiment id.
 
-    Call it once before parallel jobs start: a brand-new SQLite store migrated by several
-    processes at once fails. ``artifact_location`` applies to local stores only.
+    A SQLite store is created and migrated under its lock file (``mlpx.store_lock``), so any
+    number of processes may start at once on a new store. ``artifact_location`` applies to
+    local stores only.
     """
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     if is_remote(uri):
@@ -64,7 +68,7 @@ def prepare_experiment(uri: str, experiment: str, artifact_location: Optional[st
         if artifact_location and "://" not in artifact_location:
             artifact_location = Path(artifact_location).resolve().as_uri()
     try:
-        client = MlflowClient(uri)
+        client = open_store(uri)
         found = client.get_experiment_by_name(experiment)
         if found is None:
             try:
@@ -108,9 +112,7 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 def finished_run_with_hash(uri: str, experiment: str, digest: str) -> Optional[Any]:
     """The latest FINISHED run of ``experiment`` tagged ``mlpx.config_hash = digest``, if any."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(uri)
+    client = open_store(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
@@ -173,6 +175,9 @@ class MlflowTracker:
         self.plots = plots
         self._recorder = recorder or RemoteRecorder()
         self._history: List[Dict[str, float]] = []  # the epochs logged so far
+        self._output_dir: Optional[str] = None
+        self._stale_reported = False
+        self._closed = False
 
     @property
     def run_id(self) -> Optional[str]:
@@ -186,19 +191,26 @@ class MlflowTracker:
             "mlflow.user": getpass.getuser(),
             "mlflow.source.name": "mlpx",
             "mlflow.source.type": "LOCAL",
+            **owner_tags(),  # so a later start can tell when this process died with the run open
             **tags,
         }
         parent = os.environ.get(PARENT_RUN_ENV)
         if parent:
             all_tags["mlflow.parentRunId"] = parent
+        self._output_dir = tags.get("mlpx.output_dir")
         self._recorder.submit(
             "open", self.uri, self.experiment, self.artifact_location, dict(params), all_tags, run_name,
             dict(os.environ), os.getcwd(),
         )  # fmt: skip
+        self._recorder.submit("end_stale_runs")
 
     def sync(self) -> None:
         """Wait for every request sent; raise TrackingError if MLflow refused one."""
         self._recorder.sync()
+        if not self._stale_reported and "end_stale_runs" in self._recorder.results:
+            self._stale_reported = True
+            for line in self._recorder.results["end_stale_runs"]:
+                log.warning("%s", line)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self._recorder.submit("log_text", text, artifact_file)
@@ -222,6 +234,8 @@ class MlflowTracker:
 
     @hookimpl
     def on_run_end(self, run, result, error) -> None:
+        if self._closed:  # called again for an error raised by an on_run_end (a signal here)
+            return
         try:
             self._recorder.submit("set_tags", {k: str(v) for k, v in run.tags.items()})
             if result is not None:
@@ -235,6 +249,9 @@ class MlflowTracker:
             elif self._history:  # a failed run is diagnosed from the epochs it finished
                 findings = diagnose(self._history, run.components["loss"].name)
                 self._log_diagnosis(findings, self._history, None)
+        except BaseException as late:  # a signal during the final logging ends the run KILLED
+            error = error or late
+            raise
         finally:
             self.close(error)
 
@@ -275,18 +292,46 @@ class MlflowTracker:
         the one to raise.
         """
         status, tags = "FINISHED", {}
-        if error is not None:
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        interrupted = signals.reason(error) if error is not None else None
+        if interrupted:
+            status = "KILLED"
+            tags["mlpx.interrupted"] = f"{interrupted} at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+            tags["mlpx.error"] = f"{type(error).__name__}: {interrupted}"
+        elif error is not None:
+            status = "FAILED"
             tags["mlpx.error"] = f"{type(error).__name__}: {error}"
             if isinstance(error, DivergenceError):
                 tags["mlpx.diverged"] = f"epoch {error.epoch}, step {error.step}: {error}"
+        if self._closed:
+            return
         try:
             self._recorder.submit("close", status, tags)
+            self._closed = True
             self.sync()
         except TrackingError as tracking_error:
             if error is None:
                 raise
             log.warning("the run could not be recorded completely: %s", tracking_error)
+        if error is not None:
+            self._say_where(status, interrupted is not None)
+
+    def _say_where(self, status: str, interrupted: bool) -> None:
+        """Name the run an error ended, and where it is: for the interrupt's one line, or the log."""
+        run_id = self._recorder.results.get("open")
+        if run_id is None:
+            where = f"no MLflow run was created in {self.uri}"
+        else:
+            epochs = len(self._history)
+            where = (
+                f"MLflow run {run_id} ended {status} with {epochs} epoch{'s' * (epochs != 1)} of "
+                f"metrics and its artifacts, in experiment '{self.experiment}' ({ui_hint(self.uri)})"
+            )
+        if self._output_dir:
+            where += f"; run folder {self._output_dir}"
+        if interrupted:
+            signals.note(where)
+        else:
+            log.error("%s", where)
 
 
 def _now_ms() -> int:

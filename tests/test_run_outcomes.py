@@ -148,11 +148,16 @@ def test_ctrl_c_during_training_ends_the_run_killed_with_its_epochs(workdir, mni
         if re.search(r"epoch\s+2/200", line):
             os.killpg(process.pid, signal.SIGINT)
             break
-    process.communicate(timeout=60)
-    assert process.returncode != 0
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 130  # 128 + SIGINT, as shells report it
     client = MlflowClient(store_uri(workdir))
     (run,) = client.search_runs([client.get_experiment_by_name("mlpx").experiment_id])
     assert run.info.status == "KILLED"
-    assert run.data.tags["mlpx.error"].startswith("KeyboardInterrupt")
+    assert run.data.tags["mlpx.interrupted"].startswith("interrupted by SIGINT")
+    # one line saying what was kept and where, not a traceback
+    assert "Traceback" not in rest
+    (said,) = [line for line in rest.splitlines() if line.startswith("mlpx: interrupted by SIGINT")]
+    assert f"MLflow run {run.info.run_id} ended KILLED" in said and store_uri(workdir) in said
+    assert run.data.tags["mlpx.output_dir"] in said
     # epoch 1 was logged before epoch 2's progress line; the signal may cut epoch 2's logging short
     assert len(client.get_metric_history(run.info.run_id, "val_ce")) >= 1
