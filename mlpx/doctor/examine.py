@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from mlpx.doctor.context import Context, make_context
 from mlpx.doctor.probes.data import probe_data
@@ -80,6 +81,14 @@ def examine(
     if update is not None and lr is None:
         raise DoctorError("update= needs lr= (a float or (net) -> float): the gradient is (old - new) / lr")
     report = Report(name=name or _name_of(build))
+    # probing calls are small matrix products: one BLAS thread is faster, and immune to a busy core
+    with threadpool_limits(limits=1, user_api="blas"):
+        _run_probes(subject, data, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_probes(subject: Subject, data: Any, report: Report) -> None:
     try:
         ctx = _setup(subject, data, report)
     except CodeError as error:
@@ -92,8 +101,7 @@ def examine(
                 where=error.where,
             )
         )
-        report.seconds = time.perf_counter() - started
-        return report
+        return
     for check, probe in PROBES:
         before = len(ctx.findings)
         reason = _skip_reason(ctx, check)
@@ -117,8 +125,6 @@ def examine(
             report.passed.append(check)
     report.findings = ctx.findings
     report.notes += ctx.facts.get("notes", [])
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _setup(subject: Subject, data: Any, report: Report) -> Context:

@@ -24,6 +24,8 @@ _MISTAKE_KINDS = {
     "bias correction of the second moment only": "adam-missing-bias-correction",
     "plain SGD: the velocity is not used": "momentum-velocity-not-stored",
 }
+_ASCENT = "the step goes up the gradient (+ lr instead of - lr)"
+_MISTAKE_KINDS[_ASCENT] = "gradient-ascent-sign-error"
 
 
 def probe_optimizer(ctx: Context) -> None:
@@ -43,6 +45,7 @@ def probe_optimizer(ctx: Context) -> None:
     after: Dict[str, List[np.ndarray]] = {}
     hyper = {}
     x, y = ctx.batch()
+    before_paths = state_arrays(net, subject.arrays(net))
     try:
         for t in range(STEPS):
             hyper = dict(subject.call("hyper", spec["hyper"], net)) if callable(spec.get("hyper")) else {}
@@ -59,9 +62,78 @@ def probe_optimizer(ctx: Context) -> None:
     except CodeError as error:
         ctx.add(Finding("optimizer", "error", str(error), kind="code-raised", where=error.where))
         return
+    ctx.facts["optimizer_ok"] = True
+    _aliasing(ctx, net, before_paths)
     if "lr" not in hyper:
         raise DoctorError("optimizer['hyper'](net) must return at least {'lr': ...}")
     _compare(ctx, kind, starts, grads, after, hyper)
+
+
+def state_arrays(net, params: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Every float array reachable from ``net`` by path (containers may be reached twice)."""
+    found: Dict[str, np.ndarray] = {}
+    walk_all(net, [], found, ())
+    del params
+    return found
+
+
+def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray]) -> None:
+    """State that shares memory with a parameter only after stepping (``previous = p``), or one
+    state array under two names (``m = v``): an in-place step then changes both."""
+    params = ctx.subject.arrays(net)
+    after = state_arrays(net, params)
+    owners = {id(a): name for name, a in params.items()}
+    shapes = {a.shape for a in params.values()}
+    hit: Dict[str, str] = {}
+    for path, array in after.items():
+        if id(array) in owners and path in before and before[path] is not array:
+            hit.setdefault(owners[id(array)], f"{path} became the parameter {owners[id(array)]} itself")
+    by_id: Dict[int, List[str]] = {}
+    for path, array in after.items():
+        if id(array) not in owners and array.shape in shapes:
+            by_id.setdefault(id(array), []).append(path)
+    for paths in by_id.values():
+        # one container reached from two owners (net.grads is optimizer.grads) is sharing, not
+        # aliasing; two names for one array (m and v) are
+        if len({tuple(p.split(".")[-2:]) for p in paths}) > 1:
+            shape = after[paths[0]].shape
+            for name, p in params.items():
+                if p.shape == shape and name not in hit:
+                    hit[name] = f"{' and '.join(paths[:2])} are one array"
+                    break
+    if hit:
+        notes = sorted(set(hit.values()))
+        ctx.add(
+            Finding(
+                "optimizer",
+                "error",
+                "the optimizer's state aliases arrays it updates in place: "
+                + "; ".join(notes[:3])
+                + (" ..." if len(notes) > 3 else ""),
+                params=tuple(sorted(hit)),
+                kind="in-place-update-aliasing",
+            )
+        )
+
+
+def walk_all(obj, path: List[str], found: Dict[str, np.ndarray], ancestors: tuple, depth: int = 0) -> None:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and path:
+            found[".".join(path)] = obj
+        return
+    if depth > 4 or id(obj) in ancestors or isinstance(obj, (str, bytes, int, float, bool, type(None))):
+        return
+    ancestors = (*ancestors, id(obj))
+    if isinstance(obj, dict):
+        items = [(str(k), v) for k, v in list(obj.items())[:64]]
+    elif isinstance(obj, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(obj[:64])]
+    elif hasattr(obj, "__dict__") and not callable(obj):
+        items = [(k, v) for k, v in list(vars(obj).items())[:64] if not k.startswith("__")]
+    else:
+        return
+    for key, value in items:
+        walk_all(value, [*path, key], found, ancestors, depth + 1)
 
 
 def _roles(kind: str, hyper: dict) -> dict:
@@ -97,9 +169,15 @@ def _compare(ctx, kind, starts, grads, after, hyper) -> None:
             for label, ref in family.mistakes.items()
         }
         named = [label for label, e in mistakes.items() if e <= max(limits.optimizer, 1e-6) * 10]
+        ascent = min(
+            _distance(ref(p0, grads[name], -lr, roles), user, p0) for ref in family.variants.values()
+        )
+        if not named and ascent <= max(limits.optimizer, 1e-6) * 10:
+            named = [_ASCENT]
         wrong[name] = (best, named[0] if named else None, _step_shape(p0, grads[name], user, lr))
     if not wrong:
         return
+    ctx.facts["optimizer_ok"] = False
     groups: Dict[object, List[str]] = {}
     for name, (_, mistake, _) in wrong.items():
         groups.setdefault(mistake, []).append(name)

@@ -70,7 +70,7 @@ def _judge(ctx: Context, history, jump: float) -> None:
     ce0, _ = history[0]
     ce, acc = history[-1]
     chance = 1.0 / ctx.n_classes
-    gradient_ok = ctx.facts.get("gradient_ok", True)
+    gradient_ok = ctx.facts.get("gradient_ok", True) and ctx.facts.get("optimizer_ok", True)
     summary = f"cross-entropy {fmt(ce0)} -> {fmt(ce)}, accuracy {fmt(acc)} after {len(history) - 1} epochs"
     finite = [c for c, _ in history if math.isfinite(c)]
     if math.isfinite(ce) and (ce <= (1 - LEARNED) * ce0 or acc >= min(0.9, chance + 0.5)):
@@ -100,7 +100,7 @@ def _judge(ctx: Context, history, jump: float) -> None:
                     "training",
                     "error",
                     f"the code's own training diverges on an easy task ({summary}); "
-                    "see the gradient findings",
+                    "see the gradient and optimizer findings",
                     kind=None,
                 )
             )
@@ -111,7 +111,7 @@ def _judge(ctx: Context, history, jump: float) -> None:
     reason = (
         "the gradients are right: the learning rate may be too small for this many steps"
         if gradient_ok
-        else "see the gradient findings"
+        else "see the gradient and optimizer findings"
     )
     ctx.add(
         Finding(
