@@ -66,7 +66,8 @@ _TABLE = [
     (
         "bias-grad-collapsed-to-scalar",
         "the bias gradient is summed over every axis into one number, so every bias entry gets the same step",
-        "sum the delta over the batch axis only: delta.sum(axis=0) for rows (n, units)",
+        "sum over the batch axis only: delta.sum(axis=0) for rows (n, units); in a per-record loop "
+        "the record's delta is already the bias gradient: delta_bias += delta",
     ),
     (
         "bias-grad-overwritten",

@@ -579,7 +579,7 @@ def _report(ctx, source: Source, verdicts: List[Verdict], wrong: List[Verdict], 
             params=names,
             kind=kind,
             measured={"relative_error": {v.name: v.error for v in members}, "source": source.label},
-            details=table,
+            details=table if kind == next(iter(groups)) else "",
         )
         ctx.add(finding)
         extra = {k for v in members for k in v.extra_kinds if k and k != kind}
