@@ -72,17 +72,23 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 def infer_sizes(subject: Subject, net: Any, arrays: Dict[str, np.ndarray]) -> Tuple[int, int]:
     """(n_features, n_classes): the input width forward accepts, among the arrays' dimensions."""
     dims = sorted({d for a in arrays.values() for d in np.shape(a) if d > 1}, reverse=True)
-    problems = []
+    problems, errors = [], []
     for width in dims:
         x = np.random.default_rng(0).random((3, width))
         try:
             out = subject.forward(net, x)
         except CodeError as error:
             problems.append(f"D={width}: {error}")
+            errors.append(error)
             continue
         if out.ndim == 2 and out.shape[0] == 3:
             return width, out.shape[1]
         problems.append(f"D={width}: forward returned shape {out.shape}, not (3, C)")
+    first = next((e for e in errors if isinstance(e, CodeError)), None)
+    if first is not None and len(errors) == len(dims):
+        raise CodeError(
+            f"forward (for every input width among the arrays' sides: {dims})", first.error, first.where
+        )
     raise DoctorError(
         "could not find the input width: forward(net, X) failed for X of shape (3, D) with every D "
         f"among the arrays' dimensions ({'; '.join(problems) or 'no arrays found'}). Pass data=(X, Y)."

@@ -124,11 +124,7 @@ class Subject:
         """forward(net, X) as a float64 array (n, C); per record when rows depend on each other."""
         if self.batch_dependent and len(x) > 1:
             return np.concatenate([self.forward(net, x[i : i + 1]) for i in range(len(x))])
-        out = self.call("forward", self.forward_fn, net, x)
-        out = np.asarray(out, dtype=np.float64)
-        if out.ndim == 1:
-            out = out.reshape(len(x), -1) if len(x) == 1 or out.size % len(x) == 0 else out
-        return out
+        return as_outputs(self.call("forward", self.forward_fn, net, x), len(x))
 
     def step(self, net: Any, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call an in-place training callable; the network it returns, or ``net`` when None."""
@@ -144,6 +140,17 @@ class Subject:
         names = _short_names([path for _, path in found.values()])
         self.paths = dict(zip(names, (path for _, path in found.values()), strict=True))
         return names
+
+
+def as_outputs(out: Any, n: int) -> np.ndarray:
+    """forward's result as float64 (n, C): a list of column vectors (C, 1) or a single record's
+    (C,) vector is accepted as the same rows."""
+    out = np.asarray(out, dtype=np.float64)
+    if out.ndim == 3 and out.shape[-1] == 1:
+        out = out[..., 0]
+    if out.ndim == 1 and n == 1:
+        out = out.reshape(1, -1)
+    return out
 
 
 def render(path: List[Step]) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 
 from mlpx.doctor.context import Context
 from mlpx.doctor.report import Finding
+from mlpx.doctor.subject import as_outputs
 from mlpx.doctor.thresholds import thresholds
 
 
@@ -27,7 +28,7 @@ def probe_forward(ctx: Context) -> None:
             )
         )
         x[...] = original
-    probs = np.asarray(raw, dtype=np.float64)
+    probs = as_outputs(raw, len(x))
     n, c = len(x), ctx.n_classes
     if probs.shape != (n, c):
         ctx.add(

@@ -65,7 +65,11 @@ def probe_gradient(ctx: Context) -> None:
         {k: np.asarray(v) for k, v in arrays.items()}, ctx.n_features, ctx.n_classes
     )
     focus = sources[0].gradients
+    if _gradient_draws_masks_forward_does_not(ctx, net, x, y, sources[0]):
+        return
     measured = measure_arrays(ctx, net, arrays, x, y, focus={k: v for k, v in focus.items() if k in arrays})
+    for name in _dead_to_forward(ctx, net, arrays, measured, x):
+        del measured[name]
     limits = thresholds(ctx.dtype)
     penalised = set(ctx.math.l2_names(arrays))
     any_wrong = False
@@ -89,6 +93,66 @@ def probe_gradient(ctx: Context) -> None:
             "(zeros hide some mistakes)"
         )
     ctx.facts["gradient_ok"] = not any_wrong
+
+
+def _gradient_draws_masks_forward_does_not(ctx: Context, net, x, y, source: "Source") -> bool:
+    """With seed=, a gradient that changes with the seed while forward does not (forward in
+    evaluation mode, gradients with dropout) cannot be compared: say so instead of a false alarm."""
+    subject = ctx.subject
+    if subject.seed is None or ctx.facts.get("uses_global_random") or source.label != "gradients":
+        return False
+    seed = subject.seed
+    try:
+        subject.seed = seed + 1
+        again = _call_gradients(ctx, "gradients", subject.gradients_fn, net, x, y, list(source.gradients))
+    finally:
+        subject.seed = seed
+    if again is None or all(np.array_equal(again[k], v) for k, v in source.gradients.items() if k in again):
+        return False
+    ctx.add(
+        Finding(
+            "gradient",
+            "warning",
+            "gradients() draws random masks (dropout) but forward does not: "
+            "the gradient cannot be checked against forward. Make forward apply the same masks "
+            "(training mode) when the doctor calls it",
+        )
+    )
+    ctx.facts.setdefault("skipped", {})["gradient"] = "gradients are random, forward is not"
+    return True
+
+
+def _dead_to_forward(ctx: Context, net, arrays: Arrays, measured, x) -> List[str]:
+    """Arrays no probe moved forward by even a bit, and that a large nudge does not move either:
+    not what forward reads (params() must return the live arrays, not copies)."""
+    dead = []
+    for name, m in measured.items():
+        if any(p.changes["stated"] for p in (*m.directions, *m.entries)):
+            continue
+        array = arrays[name]
+        saved = array.copy()
+        base = ctx.subject.forward(net, x)
+        try:
+            array[...] = saved + 0.3 * max(1.0, float(np.abs(saved).max())) * ctx.rng.standard_normal(
+                array.shape
+            )
+            moved = ctx.subject.forward(net, x)
+        finally:
+            array[...] = saved
+        if np.array_equal(moved, base):
+            dead.append(name)
+    if dead:
+        ctx.add(
+            Finding(
+                "gradient",
+                "warning",
+                f"changing {', '.join(dead)} does not change forward's output: "
+                "they are not checked. If they are trained, params(net) must return the arrays "
+                "forward reads (not copies)",
+                params=tuple(dead),
+            )
+        )
+    return dead
 
 
 # ---------------------------------------------------------------- sources
@@ -131,6 +195,7 @@ def _call_gradients(ctx, label, fn, net, x, y, names) -> Optional[Arrays]:
                 )
             )
             return None
+    got = _match_names(ctx, label, dict(got), names)
     missing = [n for n in names if n not in got]
     if missing:
         ctx.add(
@@ -144,6 +209,35 @@ def _call_gradients(ctx, label, fn, net, x, y, names) -> Optional[Arrays]:
             )
         )
     return _conform(ctx, label, got, ctx.subject.arrays(net), x)
+
+
+def _match_names(ctx: Context, label: str, got: Dict[Any, Any], names: List[str]) -> Dict[Any, Any]:
+    """Gradients keyed 'dW1', 'grad_W1' or 'W1_grad' for the array 'W1' are taken as its, with a note."""
+    if all(n in got for n in names):
+        return got
+    mapping = {}
+    for key in got:
+        text = str(key)
+        for bare in _bare_names(text):
+            if bare in names and bare not in got and bare not in mapping.values():
+                mapping[key] = bare
+                break
+    if mapping:
+        ctx.facts.setdefault("notes", []).append(
+            f"{label}() keys read as array names: " + ", ".join(f"{k} -> {n}" for k, n in mapping.items())
+        )
+    return {mapping.get(k, k): v for k, v in got.items()}
+
+
+def _bare_names(key: str) -> List[str]:
+    found = []
+    for prefix in ("grad_", "d_", "g_", "grad", "d"):
+        if key.startswith(prefix):
+            found.append(key[len(prefix) :])
+    for suffix in ("_grad", "_gradient", "_g"):
+        if key.endswith(suffix):
+            found.append(key[: -len(suffix)])
+    return found
 
 
 def _inferred_from_update(ctx, net, x, y) -> Optional[Arrays]:

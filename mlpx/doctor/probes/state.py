@@ -17,6 +17,9 @@ from mlpx.doctor.thresholds import thresholds
 
 
 def probe_state(ctx: Context) -> None:
+    if ctx.subject.random_forward and ctx.subject.seed is None:
+        ctx.facts.setdefault("skipped", {})["state"] = "the code is random and no seed was given"
+        return
     if ctx.subject.gradients_fn is not None:
         _gradients_twice(ctx)
     if ctx.subject.update_fn is not None:
