@@ -211,11 +211,29 @@ def _follow(net: Any, path: List[Step]) -> np.ndarray:
     return obj
 
 
-def assign(net: Any, path: List[Step], value: Any) -> None:
-    """Rebind the array at ``path`` (used only to restore a snapshot into a rebinding network)."""
-    parent = _follow(net, path[:-1]) if len(path) > 1 else net
-    kind, key = path[-1]
-    if kind == "attr":
-        setattr(parent, key, value)
+def every_array_path(net: Any) -> Dict[str, np.ndarray]:
+    """Every float array reachable from ``net``, by dotted path; unlike discovery, a container
+    reached along two paths is listed under both (how aliased optimizer state shows)."""
+    found: Dict[str, np.ndarray] = {}
+    _walk_all(net, [], found, ())
+    return found
+
+
+def _walk_all(obj: Any, path: List[str], found: Dict[str, np.ndarray], ancestors: tuple) -> None:
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and path:
+            found[".".join(path)] = obj
+        return
+    if len(path) > _MAX_DEPTH or id(obj) in ancestors or isinstance(obj, (str, bytes, int, float, bool)):
+        return
+    ancestors = (*ancestors, id(obj))
+    if isinstance(obj, dict):
+        items = [(str(k), v) for k, v in list(obj.items())[:_MAX_ITEMS]]
+    elif isinstance(obj, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(obj[:_MAX_ITEMS])]
+    elif hasattr(obj, "__dict__") and not isinstance(obj, _NOT_DATA):
+        items = [(k, v) for k, v in list(vars(obj).items())[:_MAX_ITEMS] if not k.startswith("__")]
     else:
-        parent[key] = value
+        return
+    for key, value in items:
+        _walk_all(value, [*path, key], found, ancestors)

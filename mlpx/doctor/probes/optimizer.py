@@ -12,7 +12,7 @@ from mlpx.checks.references import ADAM, MOMENTUM, SGD, Family
 from mlpx.doctor.context import Context
 from mlpx.doctor.report import Finding
 from mlpx.doctor.spec import OPTIMIZER_KINDS, DoctorError
-from mlpx.doctor.subject import CodeError
+from mlpx.doctor.subject import CodeError, every_array_path
 from mlpx.doctor.thresholds import thresholds
 
 STEPS = 4
@@ -45,7 +45,7 @@ def probe_optimizer(ctx: Context) -> None:
     after: Dict[str, List[np.ndarray]] = {}
     hyper = {}
     x, y = ctx.batch()
-    before_paths = state_arrays(net, subject.arrays(net))
+    before_paths = every_array_path(net)
     try:
         for t in range(STEPS):
             hyper = dict(subject.call("hyper", spec["hyper"], net)) if callable(spec.get("hyper")) else {}
@@ -69,19 +69,11 @@ def probe_optimizer(ctx: Context) -> None:
     _compare(ctx, kind, starts, grads, after, hyper)
 
 
-def state_arrays(net, params: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Every float array reachable from ``net`` by path (containers may be reached twice)."""
-    found: Dict[str, np.ndarray] = {}
-    walk_all(net, [], found, ())
-    del params
-    return found
-
-
 def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray]) -> None:
     """State that shares memory with a parameter only after stepping (``previous = p``), or one
     state array under two names (``m = v``): an in-place step then changes both."""
     params = ctx.subject.arrays(net)
-    after = state_arrays(net, params)
+    after = every_array_path(net)
     owners = {id(a): name for name, a in params.items()}
     shapes = {a.shape for a in params.values()}
     hit: Dict[str, str] = {}
@@ -114,26 +106,6 @@ def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray]) -> None:
                 kind="in-place-update-aliasing",
             )
         )
-
-
-def walk_all(obj, path: List[str], found: Dict[str, np.ndarray], ancestors: tuple, depth: int = 0) -> None:
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind == "f" and path:
-            found[".".join(path)] = obj
-        return
-    if depth > 4 or id(obj) in ancestors or isinstance(obj, (str, bytes, int, float, bool, type(None))):
-        return
-    ancestors = (*ancestors, id(obj))
-    if isinstance(obj, dict):
-        items = [(str(k), v) for k, v in list(obj.items())[:64]]
-    elif isinstance(obj, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(obj[:64])]
-    elif hasattr(obj, "__dict__") and not callable(obj):
-        items = [(k, v) for k, v in list(vars(obj).items())[:64] if not k.startswith("__")]
-    else:
-        return
-    for key, value in items:
-        walk_all(value, [*path, key], found, ancestors, depth + 1)
 
 
 def _roles(kind: str, hyper: dict) -> dict:
