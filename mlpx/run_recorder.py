@@ -131,17 +131,20 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             args, kwargs = _closing(failures.get(recorder_id), *args, **kwargs)
             recorders.pop(recorder_id)
             failures.pop(recorder_id, None)
-        elif recorder_id in failures:
-            pickle.dump((number, ("skipped", method)), replies)
-            replies.flush()
-            continue
+        if recorder_id in failures:
+            reply: tuple = ("skipped", method)
+        else:
+            try:
+                reply = ("ok", getattr(recorder, method)(*args, **kwargs))
+            except Exception as exc:  # reported to the main process, which raises it there
+                failures.setdefault(recorder_id, f"{type(exc).__name__}: {_message(exc)}")
+                reply = ("error", type(exc).__name__, _message(exc))
         try:
-            reply: tuple = ("ok", getattr(recorder, method)(*args, **kwargs))
-        except Exception as exc:  # reported to the main process, which raises it there
-            failures.setdefault(recorder_id, f"{type(exc).__name__}: {_message(exc)}")
-            reply = ("error", type(exc).__name__, _message(exc))
-        pickle.dump((number, reply), replies)
-        replies.flush()
+            pickle.dump((number, reply), replies)
+            replies.flush()
+        except OSError:  # the main process is gone (BrokenPipeError): nobody else can end its runs
+            _orphaned(recorders)
+            return
 
 
 def _orphaned(recorders: Mapping[int, RunRecorder]) -> None:
@@ -201,7 +204,10 @@ def main(argv: List[str]) -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     serve(sys.stdin.buffer, replies)
-    replies.close()
+    try:
+        replies.close()
+    except OSError:  # the main process is gone; what it was owed cannot be delivered
+        pass
     os._exit(0)  # every reply is out: skip tearing MLflow down, which the main process would wait for
 
 

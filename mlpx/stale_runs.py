@@ -76,6 +76,18 @@ def process_alive(pid: int, start: Optional[str] = None) -> bool:
     return not start or fields[19] == start
 
 
+def owner_alive(run: Any) -> bool:
+    """Whether the process that owns ``run`` (an MLflow Run) still runs on this host; runs of
+    other hosts, or without owner tags, count as alive."""
+    tags = run.data.tags
+    if tags.get(HOST_TAG) != socket.gethostname():
+        return True
+    try:
+        return process_alive(int(tags.get(PID_TAG, "")), tags.get(PID_START_TAG))
+    except ValueError:
+        return True
+
+
 def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ms / 1000))
 

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -20,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlpx import signals
 from mlpx.plots import sweep_plot
-from mlpx.stale_runs import owner_tags
+from mlpx.stale_runs import owner_alive, owner_tags
 from mlpx.sweep_summary import summarize
 from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment, ui_hint
 
@@ -152,12 +153,31 @@ class SweepTracking(Callback):
             return
         parent_id = self._parent_id
         try:
+            self._end_orphaned_children(reason)
             self._client.set_tag(parent_id, "mlpx.interrupted", reason)
             self._finish("KILLED")
         except Exception as exc:  # the store went away: a later start ends it (mlpx.stale_runs)
             log.warning("could not end the sweep's parent run %s: %s", parent_id, exc)
             return
         signals.note(f"the sweep's parent run {parent_id} ended KILLED ({ui_hint(self._uri)})")
+
+    def _end_orphaned_children(self, reason: str, grace: float = 5.0) -> None:
+        """End KILLED the child runs still RUNNING whose process is gone: jobs in a launcher's
+        workers (joblib) that the interrupt killed before they could end their runs."""
+        from mlflow.entities import RunTag
+
+        deadline = time.monotonic() + grace
+        while True:
+            running = [r for r in self._children() if r.info.status == "RUNNING"]
+            orphans = [r for r in running if not owner_alive(r)]
+            if len(orphans) == len(running) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)  # a worker still ending its own run
+        for run in orphans:
+            tags = [RunTag("mlpx.interrupted", reason), RunTag("mlpx.error", f"Interrupted: {reason}")]
+            self._client.log_batch(run.info.run_id, tags=tags)
+            self._client.set_terminated(run.info.run_id, "KILLED")
+            signals.note(f"job run {run.info.run_id} ended KILLED")
 
     def _abandon(self) -> None:
         """The sweep was interrupted before it ended: do not leave the parent RUNNING."""
