@@ -117,6 +117,13 @@ MODULES = (
     "vectorised",
     "optimizers",
     "column_vectors",
+    "more_sklearn_style",
+    "more_flat_theta",
+    "more_functional_pytree",
+    "more_nielsen_softmax",
+    "more_float32_transposed",
+    "more_torchlike_modules",
+    "more_sigmoid_outputs",
 )
 
 
