@@ -71,7 +71,9 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def infer_sizes(subject: Subject, net: Any, arrays: Dict[str, np.ndarray]) -> Tuple[int, int]:
     """(n_features, n_classes): the input width forward accepts, among the arrays' dimensions."""
-    dims = sorted({d for a in arrays.values() for d in np.shape(a) if d > 1}, reverse=True)
+    sides = {d for a in arrays.values() for d in np.shape(a) if d > 1}
+    # a side one larger than the inputs holds a folded-in bias (a column of ones on X)
+    dims = sorted(sides, reverse=True) + sorted({d - 1 for d in sides} - sides - {0, 1}, reverse=True)
     problems, errors = [], []
     for width in dims:
         x = np.random.default_rng(0).random((3, width))

@@ -27,13 +27,15 @@ def layer_order(arrays: Dict[str, np.ndarray], n_features: int, n_classes: int) 
             shape = np.shape(arrays[name])
             if len(shape) != 2:
                 return None
-            if shape[0] == width and orientation in (None, "row"):
+            # one side more than the width: the bias folded in as a row (column) of the weight
+            if shape[0] in (width, width + 1) and orientation in (None, "row"):
                 candidates.append((name, shape[1], "row"))
-            if shape[1] == width and orientation in (None, "column"):
+            if shape[1] in (width, width + 1) and orientation in (None, "column"):
                 candidates.append((name, shape[0], "column"))
         if not candidates:
             return None
-        name, width, orientation = candidates[0]
+        exact = [c for c in candidates if np.shape(arrays[c[0]])[0 if c[2] == "row" else 1] == width]
+        name, width, orientation = (exact or candidates)[0]
         used.add(name)
         layers.append([name])
         outs.append(width)

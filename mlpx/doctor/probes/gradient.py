@@ -430,15 +430,18 @@ def _fingerprint(ctx: Context, m: ArrayMeasurement, g, l2g, l2_on: bool, verdict
         fits[variant] = _fit(c, t)
     ratio, residual = fits["stated"]
     explains = min(limits.fingerprint, 0.2 * verdict.error)  # a fit must remove most of the error
-    if residual < explains:
+    others = {k: v for k, v in fits.items() if k != "stated" and v[1] < explains}
+    best = min(others.items(), key=lambda item: item[1][1]) if others else None
+    # a constant multiple of the right gradient, unless another loss fits it far better (a
+    # sigmoid's missing s(1 - s) is almost a constant 4 near the start)
+    if residual < explains and (_named_ratio(ratio, n) or best is None or best[1][1] > residual / 10):
         verdict.ratio = ratio
         _name_ratio(verdict, ratio, n, mean, limits)
         return
     if ctx.math.objective.l2 is not None and _fingerprint_l2(m, g, l2g, l2_on, verdict, limits):
         return
-    others = {k: v for k, v in fits.items() if k != "stated" and v[1] < explains}
-    if others:
-        variant, (ratio, residual) = min(others.items(), key=lambda item: item[1][1])
+    if best is not None:
+        variant, (ratio, residual) = best
         verdict.ratio = ratio
         _name_variant(ctx, verdict, variant, ratio, n)
         return
@@ -455,6 +458,10 @@ def _collapsed_from_last_record(m: ArrayMeasurement, value: float, n: int, l2g) 
         if total and any(abs(value - f * total) <= 1e-3 * abs(f * total) for f in (1, 1 / n, -1, -1 / n)):
             return True
     return False
+
+
+def _named_ratio(ratio: float, n: int) -> bool:
+    return any(abs(ratio - t) <= 0.02 * abs(t) for t in (1, -1, n, -n, 1 / n, -1 / n))
 
 
 def _name_ratio(verdict: Verdict, ratio: float, n: int, mean: bool, limits) -> None:
@@ -584,13 +591,16 @@ def _twin(ctx: Context, net, arrays: Arrays, measured, x, y, penalised, limits) 
     if not layers:
         return None
     with np.errstate(all="ignore"):
-        twin = fit_twin(arrays, layers, ctx.n_features, x, ctx.subject.forward(net, x))
+        tolerance = 1e-5 if ctx.dtype == np.float64 else 1e-3
+        twin = fit_twin(arrays, layers, ctx.n_features, x, ctx.subject.forward(net, x), tolerance)
         if twin is None:
             return None
         right = twin.gradients(np.asarray(x, np.float64), y, ctx.math)
     for name, m in measured.items():
-        l2g = ctx.math.l2_gradient(net, name, m.value) if name in penalised else None
-        if name not in right or _error(m, right[name], l2g) > limits.gradient:
+        if name not in right:
+            return None
+        g = right[name] + (ctx.math.l2_gradient(net, name, m.value) if name in penalised else 0.0)
+        if _judge(ctx, net, arrays[name], m, g, x, y, limits, name in penalised).wrong:
             return None
     ctx.facts["twin"] = twin
     ctx.facts["twin_gradient"] = right

@@ -46,6 +46,7 @@ def probe_optimizer(ctx: Context) -> None:
     hyper = {}
     x, y = ctx.batch()
     before_paths = every_array_path(net)
+    old_params = {id(a) for a in subject.arrays(net).values()}
     try:
         for t in range(STEPS):
             hyper = dict(subject.call("hyper", spec["hyper"], net)) if callable(spec.get("hyper")) else {}
@@ -63,13 +64,13 @@ def probe_optimizer(ctx: Context) -> None:
         ctx.add(Finding("optimizer", "error", str(error), kind="code-raised", where=error.where))
         return
     ctx.facts["optimizer_ok"] = True
-    _aliasing(ctx, net, before_paths)
+    _aliasing(ctx, net, before_paths, old_params)
     if "lr" not in hyper:
         raise DoctorError("optimizer['hyper'](net) must return at least {'lr': ...}")
     _compare(ctx, kind, starts, grads, after, hyper)
 
 
-def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray]) -> None:
+def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray], old_params: set) -> None:
     """State that shares memory with a parameter only after stepping (``previous = p``), or one
     state array under two names (``m = v``): an in-place step then changes both."""
     params = ctx.subject.arrays(net)
@@ -78,7 +79,14 @@ def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray]) -> None:
     shapes = {a.shape for a in params.values()}
     hit: Dict[str, str] = {}
     for path, array in after.items():
-        if id(array) in owners and path in before and before[path] is not array:
+        # a path that held a copy and now holds a parameter (a functional update that returns
+        # new parameters replaces them all, which is not aliasing: their old values were parameters)
+        if (
+            id(array) in owners
+            and path in before
+            and before[path] is not array
+            and id(before[path]) not in old_params
+        ):
             hit.setdefault(owners[id(array)], f"{path} became the parameter {owners[id(array)]} itself")
     by_id: Dict[int, List[str]] = {}
     for path, array in after.items():

@@ -23,7 +23,7 @@ def identical_units(
     width = n_features
     for index, names in enumerate(layers or [], start=1):
         weight = np.asarray(arrays[names[0]], dtype=np.float64)
-        axis = 1 if weight.shape[0] == width else 0  # (in, out) rows or (out, in) columns
+        axis = 1 if weight.shape[0] in (width, width + 1) else 0  # (in, out) rows or (out, in) columns
         width = weight.shape[axis]
         if index == len(layers):
             continue  # output units differ by their targets
