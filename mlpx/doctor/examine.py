@@ -80,7 +80,7 @@ def examine(
     )
     if update is not None and lr is None:
         raise DoctorError("update= needs lr= (a float or (net) -> float): the gradient is (old - new) / lr")
-    report = Report(name=name or _name_of(build))
+    report = Report(name=name or "network")
     # probing calls are small matrix products: one BLAS thread is faster, and immune to a busy core
     with threadpool_limits(limits=1, user_api="blas"):
         _run_probes(subject, data, report)
@@ -129,6 +129,8 @@ def _run_probes(subject: Subject, data: Any, report: Report) -> None:
 
 def _setup(subject: Subject, data: Any, report: Report) -> Context:
     net = subject.fresh()
+    if report.name == "network":
+        report.name = _name_of(subject.build, net)
     if subject.params_fn is None:
         names = subject.discover(net)
         live = _live_arrays(subject, net, names)
@@ -209,6 +211,9 @@ def _ran(ctx: Context, check: str) -> bool:
     }.get(check, True)
 
 
-def _name_of(build: Callable[[], Any]) -> str:
-    name = getattr(build, "__qualname__", None) or getattr(build, "__name__", None) or "network"
-    return "network" if name == "<lambda>" else name
+def _name_of(build: Callable[[], Any], net: Any = None) -> str:
+    """The network's class name, else the build function's, else 'network'."""
+    if net is not None and not isinstance(net, (dict, list, tuple)):
+        return type(net).__name__
+    name = getattr(build, "__qualname__", "") or getattr(build, "__name__", "")
+    return name if name and "<" not in name else "network"

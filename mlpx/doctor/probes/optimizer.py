@@ -154,7 +154,8 @@ def _compare(ctx, kind, starts, grads, after, hyper) -> None:
         )
         if not named and ascent <= max(limits.optimizer, 1e-6) * 10:
             named = [_ASCENT]
-        wrong[name] = (best, named[0] if named else None, _step_shape(p0, grads[name], user, lr))
+        shape = _step_shape(p0, grads[name], user, lr) if kind != "adam" else "its trajectory is not Adam's"
+        wrong[name] = (best, named[0] if named else None, shape)
     if not wrong:
         return
     ctx.facts["optimizer_ok"] = False
