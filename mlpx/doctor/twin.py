@@ -43,7 +43,15 @@ ACTIVATIONS: Dict[str, Tuple[Callable, Callable, Callable]] = {
     "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2, lambda a: 1 - a**2),
     **{f"leaky_relu_{s:g}": _leaky(s) for s in (0.01, 0.1, 0.2, 0.05, 0.3)},
     "identity": (lambda z: z, np.ones_like, np.ones_like),
+    "elu": (
+        lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0))),
+        lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))),
+        lambda a: np.where(a > 0, 1.0, a + 1),
+    ),
+    "softplus": (lambda z: np.logaddexp(0, z), _sigmoid, lambda a: -np.expm1(-a)),
 }
+#: the activations tried layer by layer in every combination (the rest: the same in every layer)
+_COMMON = ("relu", "sigmoid", "tanh", "leaky_relu_0.01", "identity")
 _RELU_LIKE = ("relu", *(name for name in ACTIVATIONS if name.startswith("leaky")))
 
 
@@ -236,7 +244,7 @@ def fit_twin(
     options = list(ACTIVATIONS)
     tried = [tuple([name] * hidden_count) for name in options]
     if hidden_count <= 3:
-        tried += [c for c in itertools.product(options, repeat=hidden_count) if c not in tried]
+        tried += [c for c in itertools.product(_COMMON, repeat=hidden_count) if c not in tried]
     scale = max(float(np.abs(probs).max()), 1e-300)
     x = np.asarray(x, dtype=np.float64)
     for folded in ("first", "last"):
