@@ -270,7 +270,7 @@ def _derivative_mistakes(name: str) -> List[Tuple[str, str]]:
             ("on-z", "sigmoid-derivative-on-preactivation"),
             ("of-a", "sigmoid-derivative-on-preactivation"),
         ]
-    if name == "tanh":
+    if name in ("tanh", "elu", "softplus"):
         return [
             ("on-z", "activation-derivative-wrong-tensor"),
             ("of-a", "activation-derivative-wrong-tensor"),
