@@ -124,6 +124,8 @@ MODULES = (
     "more_float32_transposed",
     "more_torchlike_modules",
     "more_sigmoid_outputs",
+    "tricky_correct",
+    "tricky_broken",
 )
 
 
