@@ -16,6 +16,10 @@ from mlpx.doctor.report import Finding
 from mlpx.doctor.spec import DoctorError
 from mlpx.doctor.subject import CodeError, Subject
 
+#: the smallest probability a log is taken of that the checks accept (see Context.unsaturate)
+SATURATION = 1e-4
+#: input scales tried, in order, to bring the outputs out of saturation
+INPUT_SCALES = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 #: records of the default probing batch, and of the training task
 PROBE_RECORDS = 8
 TRAIN_RECORDS = 96
@@ -40,6 +44,7 @@ class Context:
     user_data: bool = False
     findings: List[Finding] = field(default_factory=list)
     facts: Dict[str, Any] = field(default_factory=dict)  # what one probe learned for the others
+    probe_x: Optional[np.ndarray] = None  # the probing inputs scaled down, when outputs saturated
 
     def add(self, finding: Finding) -> Finding:
         self.findings.append(finding)
@@ -50,9 +55,39 @@ class Context:
         return any(f.check == "symmetry" and f.severity == "error" for f in self.findings)
 
     def batch(self, records: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
-        """The probing batch cut to what one call of update/gradients accepts."""
+        """The probing batch cut to what one call of update/gradients accepts (its inputs scaled
+        down when the outputs saturated, see ``unsaturate``)."""
         n = records or self.subject.check_batch or len(self.x)
-        return self.x[:n], self.y[:n]
+        x = self.x if self.probe_x is None else self.probe_x
+        return x[:n], self.y[:n]
+
+    def unsaturate(self, net: Any) -> None:
+        """Scale the probing inputs down until no probability the objective takes a log of is
+        below ``SATURATION`` (an exact 0 or 1 breaks central differences through log p, and a
+        code's clipped log legitimately differs there); inputs are any inputs for a check."""
+        for scale in INPUT_SCALES:
+            x = (self.x * scale).astype(self.x.dtype)
+            margin = log_margin(self.subject.objective.loss, self.subject.forward(net, x), self.y)
+            if margin >= SATURATION:
+                if scale != 1.0:
+                    self.probe_x = x
+                    self.facts.setdefault("notes", []).append(
+                        f"the outputs saturate on the probing inputs (a probability below {SATURATION:g}); "
+                        f"gradients and the loss were checked on the inputs x{scale:g}"
+                    )
+                return
+        self.facts["saturated"] = True
+
+
+def log_margin(loss: str, probs: np.ndarray, y: np.ndarray) -> float:
+    """The smallest probability the loss takes a log of (1 for mse, which takes none)."""
+    if probs.shape != y.shape or not np.all(np.isfinite(probs)):
+        return 1.0
+    if loss == "cross_entropy":
+        return float(probs[y > 0.5].min(initial=1.0))
+    if loss == "bce":
+        return float(np.minimum(probs, 1 - probs).min(initial=1.0))
+    return 1.0
 
 
 def prototype_pixels(

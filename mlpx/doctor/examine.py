@@ -148,7 +148,9 @@ def _setup(subject: Subject, data: Any, report: Report) -> Context:
     bad = [k for k, v in arrays.items() if not isinstance(v, np.ndarray)]
     if bad:
         raise DoctorError(f"params(net) must map names to NumPy arrays; {', '.join(bad)} are not arrays")
-    return make_context(subject, net, arrays, data, subject.seed or 0)
+    ctx = make_context(subject, net, arrays, data, subject.seed or 0)
+    ctx.unsaturate(net)
+    return ctx
 
 
 def _live_arrays(subject: Subject, net: Any, names: List[str]) -> List[str]:

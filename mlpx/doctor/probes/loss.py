@@ -8,6 +8,7 @@ import numpy as np
 
 from mlpx.checks.numeric import fmt
 from mlpx.doctor.context import Context
+from mlpx.doctor.objective import per_record
 from mlpx.doctor.report import Finding
 from mlpx.doctor.subject import CodeError
 from mlpx.doctor.thresholds import thresholds
@@ -21,8 +22,9 @@ def probe_loss(ctx: Context) -> None:
     limits = thresholds(ctx.dtype)
     net = subject.fresh()
     verdicts = []
+    probing, _ = ctx.batch(len(ctx.x))
     for n in sorted({len(ctx.x), 1}, reverse=True):
-        x, y = ctx.x[:n], ctx.y[:n]
+        x, y = probing[:n], ctx.y[:n]
         try:
             reported = float(subject.call("loss", subject.loss_fn, net, x.copy(), y.copy()))
         except CodeError as error:
@@ -48,7 +50,9 @@ def probe_loss(ctx: Context) -> None:
                 )
             )
             return
-        if _close(reported, expected, limits.loss):
+        if _close(reported, expected, limits.loss) or _clipped_log_matches(
+            ctx, reported, expected, probs, y, limits
+        ):
             continue
         if ctx.math.objective.l2 is not None and _close(reported, data_only, limits.loss):
             ctx.add(
@@ -62,6 +66,14 @@ def probe_loss(ctx: Context) -> None:
             return
         ratio = reported / expected if expected else float("inf")
         kind, why = _explain(ratio, n, ctx.n_classes, ctx.subject.objective)
+        penalty = expected - data_only
+        if kind == "loss-wrong-value" and penalty and data_only:
+            # the data term alone may carry the mistake (a summed loss plus the right penalty)
+            data_kind, data_why = _explain(
+                (reported - penalty) / data_only, n, ctx.n_classes, ctx.subject.objective
+            )
+            if data_kind != "loss-wrong-value":
+                kind, why = data_kind, f"; without the L2 penalty, {data_why.lstrip(' =:')}"
         ctx.add(
             Finding(
                 "loss",
@@ -74,6 +86,25 @@ def probe_loss(ctx: Context) -> None:
             )
         )
         return
+
+
+#: the epsilons hand-written losses clip probabilities at, or add inside the log
+CLIP_EPSILONS = (1e-15, 1e-12, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5)
+
+
+def _clipped_log_matches(ctx: Context, reported: float, expected: float, probs, y, limits) -> bool:
+    """Whether the reported loss is the objective with a clipped log (max(p, eps) or p + eps)."""
+    o = ctx.subject.objective
+    if o.loss == "mse":
+        return False
+    penalty = expected - ctx.math.data_term(probs, y)
+    for eps in CLIP_EPSILONS:
+        for clipped in (np.clip(probs, eps, 1 - eps), probs + eps):
+            values = per_record(o.loss, clipped, y, o.scale)
+            value = float(values.mean() if o.reduction == "mean" else values.sum()) + penalty
+            if _close(reported, value, limits.loss):
+                return True
+    return False
 
 
 def _close(a: float, b: float, tol: float) -> bool:

@@ -24,7 +24,8 @@ def _stress(ctx: Context, factor: float) -> bool:
     """Probe at inputs x ``factor``; True when something was reported."""
     subject = ctx.subject
     net = subject.fresh()
-    x, y = ctx.batch()
+    n = ctx.subject.check_batch or len(ctx.x)
+    x, y = ctx.x[:n], ctx.y[:n]  # the inputs as given, not the probing batch scaled down
     big = (x * factor).astype(x.dtype)
     probs = subject.forward(net, big)
     if not np.all(np.isfinite(probs)):
