@@ -199,6 +199,8 @@ def _skip_reason(ctx: Context, check: str) -> Optional[str]:
         return "forward does not return usable probabilities"
     if check == "gradient" and ctx.facts.get("skip_gradient"):
         return ctx.facts["skip_gradient"]
+    if check in ("gradient", "loss") and ctx.facts.get("saturated"):
+        return "the outputs saturate (a probability under 1e-4 is logged) at every input scale tried"
     if check == "optimizer" and ctx.subject.optimizer is None:
         return "no optimizer= given"
     return None
