@@ -61,6 +61,10 @@ def main() -> None:
         sys.exit(plugins_command(args[1:]))
     if args[:1] == ["check"]:
         sys.exit(check_command(args[1:]))
+    if args[:1] == ["sync"]:  # send what a dead tracking server did not get (mlpx.spool)
+        from mlpx.spool import sync_command
+
+        sys.exit(sync_command(args[1:]))
     if args[:1] == ["doctor"]:
         sys.exit(doctor_command(args[1:]))
     if not (CONF_DIR / "config.yaml").is_file():

@@ -10,8 +10,10 @@ import os
 import pickle
 import signal
 import sys
+from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
+from mlpx.spool import HTTP_LIMITS, Spool, unreachable
 from mlpx.stale_runs import HEARTBEAT_TAG, now_ms
 
 _MAX_TAG_LENGTH = 5000
@@ -24,6 +26,37 @@ class RunRecorder:
         self.run_id: Optional[str] = None
         self._client: Any = None
         self._experiment_id: Optional[str] = None
+        self._uri: Optional[str] = None
+        self._folder: Optional[str] = None  # the run's Hydra folder, where unsent calls are kept
+        self._spool: Optional[Spool] = None
+        self._steps: set = set()  # steps (epochs) logged
+
+    def call(self, method: str, args: tuple, kwargs: dict) -> Any:
+        """Call ``method``; once an http(s) server stopped answering, keep the call in the run's
+        folder instead (``mlpx.spool``), this one and every later one, and go on at once.
+
+        ``close`` returns {"epochs": the epochs whose metrics were logged or kept}, and where the
+        unsent calls are ("spool", "unsent", "folder") when there are any."""
+        result = None
+        if self._spool is None:
+            try:
+                result = getattr(self, method)(*args, **kwargs)
+            except Exception as exc:
+                if not (self.run_id and self._folder and self._uri.startswith("http") and unreachable(exc)):
+                    raise
+                cause = f"{type(exc).__name__}: {exc}"
+                self._spool = Spool(Path(self._folder), self._uri, self.run_id, cause)
+        if self._spool is not None:
+            if method == "end_stale_runs":
+                return []
+            self._spool.append(method, args, kwargs)
+        if method == "log_metrics" and args[1] > 0:  # step 0: the gradient check, before training
+            self._steps.add(args[1])
+        if method == "close":
+            result = {"epochs": len(self._steps)}
+            if self._spool is not None:
+                result.update(spool=str(self._spool.path), unsent=self._spool.count, folder=self._folder)
+        return result
 
     def open(
         self,
@@ -44,7 +77,10 @@ class RunRecorder:
         """
         os.environ.clear()
         os.environ.update(environment)
+        for name, value in HTTP_LIMITS.items():  # a dead server costs seconds, not minutes
+            os.environ.setdefault(name, value)
         os.chdir(cwd)
+        self._uri, self._folder = uri, tags.get("mlpx.output_dir")
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
@@ -135,7 +171,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             reply: tuple = ("skipped", method)
         else:
             try:
-                reply = ("ok", getattr(recorder, method)(*args, **kwargs))
+                reply = ("ok", recorder.call(method, args, kwargs))
             except Exception as exc:  # reported to the main process, which raises it there
                 failures.setdefault(recorder_id, f"{type(exc).__name__}: {_message(exc)}")
                 reply = ("error", type(exc).__name__, _message(exc))
@@ -161,7 +197,7 @@ def _orphaned(recorders: Mapping[int, RunRecorder]) -> None:
         if status == "KILLED":
             tags["mlpx.interrupted"] = cause
         try:
-            recorder.close(status, tags)
+            recorder.call("close", (status, tags), {})
         except Exception as exc:  # nobody is left to tell but stderr
             print(f"mlpx helper: could not end run {recorder.run_id}: {exc}", file=sys.stderr)
 

@@ -312,6 +312,14 @@ class MlflowTracker:
             if error is None:
                 raise
             log.warning("the run could not be recorded completely: %s", tracking_error)
+        unsent = self._recorder.results.get("close") or {}
+        if "spool" in unsent:  # the server stopped answering: mlpx.spool
+            log.warning(
+                "the MLflow tracking server at %s stopped answering; training went on, and the %d "
+                "records it did not get (metrics, tags, artifacts, the final status) are kept in %s. "
+                "Send them once it is back: `mlpx sync %s`",
+                self.uri, unsent["unsent"], unsent["spool"], unsent["folder"],
+            )  # fmt: skip
         if error is not None:
             self._say_where(status, interrupted is not None)
 
@@ -321,7 +329,8 @@ class MlflowTracker:
         if run_id is None:
             where = f"no MLflow run was created in {self.uri}"
         else:
-            epochs = len(self._history)
+            # what the helper logged: a signal may have cut the last epoch's logging short
+            epochs = (self._recorder.results.get("close") or {}).get("epochs", len(self._history))
             where = (
                 f"MLflow run {run_id} ended {status} with {epochs} epoch{'s' * (epochs != 1)} of "
                 f"metrics and its artifacts, in experiment '{self.experiment}' ({ui_hint(self.uri)})"

@@ -84,9 +84,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_mlflow_server(root: Path, backend_store_uri: str) -> Iterator[str]:
-    """A real `mlflow server` on a free loopback port serving artifacts from root; yields its URI."""
-    port = _free_port()
+def running_mlflow_server(root: Path, backend_store_uri: str, port: Optional[int] = None) -> Iterator[str]:
+    """A real `mlflow server` on a free loopback port (or ``port``) serving artifacts from root;
+    yields its URI."""
+    port = port or _free_port()
     uri = f"http://127.0.0.1:{port}"
     with open(root / "server.log", "w") as log_file:
         process = subprocess.Popen(

@@ -22,7 +22,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlpx.stale_runs import owner_tags
-from tests.conftest import SMALL, hermetic_environment, store_uri
+from tests.conftest import SMALL, _free_port, hermetic_environment, running_mlflow_server, store_uri
 
 pytestmark = pytest.mark.fault
 
@@ -386,3 +386,53 @@ def test_a_failed_run_prints_its_run_id(workdir, run_mlpx):
     (run,) = _all_runs(_client(workdir))
     assert f"MLflow run {run.info.run_id} ended FAILED" in completed.stderr
     assert store_uri(workdir) in completed.stderr
+
+
+SLOW_EPOCHS = """
+import time
+
+import mlpx
+
+
+@mlpx.hookimpl
+def on_epoch_end(epoch):
+    time.sleep(1.0)  # time to kill the server while the run trains
+"""
+
+
+def test_a_tracking_server_killed_mid_run_loses_nothing_and_mlpx_sync_sends_it(tmp_path, mnist_cache):
+    root, plugins = tmp_path / "server", tmp_path / "plugins"
+    root.mkdir()
+    plugins.mkdir()
+    (plugins / "slow_epochs.py").write_text(SLOW_EPOCHS)
+    backend, port = f"sqlite:///{root / 'server.db'}", _free_port()
+    args = [*[o for o in SMALL if not o.startswith("trainer.epochs")], "trainer.epochs=8"]
+    with running_mlflow_server(root, backend, port) as uri:
+        mlpx = Mlpx(
+            [*args, f"tracking.uri={uri}"], tmp_path, mnist_cache, env={"MLPX_PLUGINS_DIR": str(plugins)}
+        )
+        mlpx.wait_line(r"epoch\s+2/8")
+    killed = time.monotonic()  # the server is gone: stopped and waited for
+    assert mlpx.wait(timeout=120) == 0, mlpx.output
+    assert time.monotonic() - killed < 60, "a dead server must not hold the run up"
+    (said,) = [line for line in mlpx.lines if "stopped answering" in line]
+    folder = re.search(r"`mlpx sync (\S+)`", said).group(1)
+    assert (Path(folder) / "mlflow-unsent.jsonl").is_file()
+    assert re.search(r"epoch\s+8/8", mlpx.output)  # training went on
+
+    with running_mlflow_server(root, backend, port) as uri:
+        client = MlflowClient(uri)
+        (run,) = _all_runs(client)
+        assert run.info.status == "RUNNING" and len(_epochs(client, run)) < 8
+        sync = [sys.executable, "-m", "mlpx", "sync", folder]
+        for _ in range(2):  # the second sends nothing twice
+            done = subprocess.run(
+                sync, capture_output=True, text=True, timeout=120, env=hermetic_environment()
+            )
+            assert done.returncode == 0, done.stderr
+            run = client.get_run(run.info.run_id)
+            assert run.info.status == "FINISHED"
+            assert _epochs(client, run) == list(range(1, 9))
+        assert "nothing to send" in done.stdout
+        assert "test_acc" in run.data.metrics
+        assert {"weights.npz", "plots"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
