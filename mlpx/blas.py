@@ -16,7 +16,7 @@ epoch ran 10x slower here. Where NumPy's BLAS cannot be found or fails a self-te
 
 import ctypes
 import os
-from typing import Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -35,18 +35,29 @@ _TYPES = {np.dtype(np.float32): ("s", ctypes.c_float), np.dtype(np.float64): ("d
 GemmTN = Callable[[float, np.ndarray, np.ndarray, float, np.ndarray], None]
 
 
-def _numpy_blas_path() -> Optional[str]:
-    """Path of the BLAS library NumPy loaded, or None when it cannot be told apart."""
+def numpy_blas_controller() -> Any:
+    """threadpoolctl's controller of the BLAS library NumPy loaded (``num_threads``,
+    ``set_num_threads``), or None when it cannot be told apart from another process-wide BLAS.
+
+    Only NumPy's: limiting every BLAS (``threadpool_limits(user_api="blas")``) would also
+    change the pool of a PyTorch or SciPy loaded beside it.
+    """
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    paths = [lib.filepath for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
-    numpy_root = os.path.dirname(os.path.dirname(os.path.realpath(np.__file__)))
-    own = [p for p in paths if os.path.realpath(p).startswith(os.path.join(numpy_root, "numpy"))]
+    controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+    numpy_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(np.__file__))), "numpy")
+    own = [c for c in controllers if os.path.realpath(c.filepath).startswith(numpy_dir)]
     if len(own) == 1:
         return own[0]
-    return paths[0] if len(paths) == 1 else None
+    return controllers[0] if len(controllers) == 1 else None
+
+
+def _numpy_blas_path() -> Optional[str]:
+    """Path of the BLAS library NumPy loaded, or None when it cannot be told apart."""
+    controller = numpy_blas_controller()
+    return None if controller is None else controller.filepath
 
 
 def _symbol(library: ctypes.CDLL, routine: str) -> Tuple[Optional[Callable[..., None]], type]:

@@ -59,6 +59,8 @@ class TrainerConfig:
     lr_schedule: LRSchedule = LRSchedule.cosine
     health_metrics: bool = True  # per-layer norms, update ratios, dead units, calibration (~2 %)
     divergence_factor: float = 1000.0  # stop when the loss exceeds this multiple of its first value
+    # auto: measured at start and between epochs (mlpx.threads); a number fixes it (bit-identical runs)
+    blas_threads: str = "auto"
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 

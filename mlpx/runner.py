@@ -23,6 +23,7 @@ from mlpx.model import MLP
 from mlpx.numerics import one_hot, softmax
 from mlpx.plugin_manager import PluginHost
 from mlpx.registry import KIND_GROUPS, Component
+from mlpx.threads import parse_setting
 from mlpx.trainer import Metrics, evaluate_logits, fit
 
 
@@ -60,6 +61,10 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
     if cfg.trainer.batch_size < 1:
         problems.append(f"trainer.batch_size={cfg.trainer.batch_size}: must be >= 1")
+    try:
+        parse_setting(cfg.trainer.blas_threads)
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
 
@@ -178,6 +183,7 @@ def execute(run: RunContext, hook: Any) -> RunResult:
             lr_schedule=cfg.trainer.lr_schedule.value,
             health=cfg.trainer.health_metrics,
             divergence_factor=cfg.trainer.divergence_factor,
+            blas_threads=parse_setting(cfg.trainer.blas_threads),
             on_epoch_end=lambda epoch, metrics: _stop_reason(
                 hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics)
             ),

@@ -7,18 +7,23 @@ the observers the runner attaches.
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from mlpx.blas import numpy_blas_controller
 from mlpx.datasets import Dataset
 from mlpx.diagnostics.calibration import calibration_metrics
 from mlpx.diagnostics.health import can_die, dead_unit_shares, norms, update_ratios
 from mlpx.errors import DivergenceError
 from mlpx.model import MLP
 from mlpx.numerics import cross_entropy, one_hot
+from mlpx.threads import Setting, ThreadPolicy, policy_for
 
 Metrics = Dict[str, float]
+
+#: rows of the forward and backward pass a thread measurement times (a larger batch: its first rows)
+PROBE_MAX_ROWS = 512
 
 
 def evaluate(model: MLP, loss: Any, x: np.ndarray, labels: np.ndarray, n_classes: int) -> Metrics:
@@ -108,6 +113,7 @@ def fit(
     health: bool = False,
     divergence_factor: float = 1e3,
     fused_updates: bool = True,
+    blas_threads: Union[Setting, ThreadPolicy, None] = None,
     on_epoch_end: Optional[Callable[[int, Metrics], Optional[str]]] = None,
 ) -> FitResult:
     """Train ``model`` in place for up to ``epochs``; return the metrics of every epoch.
@@ -116,7 +122,11 @@ def fit(
     (mean over the epoch's batches, as trained), ``train_acc`` (on those batches),
     ``val_loss``, ``val_ce``, ``val_acc``, ``lr`` (at the epoch's end), ``epoch_seconds``, and
     with ``health`` the metrics of ``mlpx.diagnostics`` (norms, update ratios, dead units,
-    calibration). ``on_epoch_end`` may return a reason to stop early.
+    calibration), ``blas_threads`` (the epoch's BLAS thread count). ``on_epoch_end`` may return
+    a reason to stop early.
+
+    ``blas_threads`` is ``"auto"``, a count, or a ``mlpx.threads.ThreadPolicy`` (to keep one
+    across calls); None leaves NumPy's BLAS as it is. The BLAS gets its count back on return.
 
     With ``fused_updates``, an optimizer that offers ``fused_targets`` has its first pass over
     each weight matrix done by the GEMM that computes the gradient (``MLP.backward``): the same
@@ -138,45 +148,67 @@ def fit(
     value_and_grad = _value_and_grad(loss)
     guard = _DivergenceGuard(divergence_factor)
     offer_fused = fused_targets_of(optimizer) if fused_updates else None
+    policy = policy_for(blas_threads)
+    probe_rows = np.arange(min(batch_size, n_samples, PROBE_MAX_ROWS))
+
+    def probe() -> None:  # one forward and backward pass: weights and optimizer state untouched
+        x_probe, targets_probe = gather.rows(probe_rows)
+        model.backward(value_and_grad(model.forward(x_probe), targets_probe)[1])
+
+    untouched_threads = _blas_threads_now() if policy is None else None
     history: List[Metrics] = []
-    for epoch in range(1, epochs + 1):
-        started = time.perf_counter()
-        order = rng.permutation(n_samples)
-        loss_sum, correct, ratios = 0.0, 0, {}
-        for step in range(steps_per_epoch):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            global_step = (epoch - 1) * steps_per_epoch + step
-            optimizer.lr = base_lr * lr_factor(lr_schedule, global_step, epochs * steps_per_epoch)
-            x_batch, targets = gather.rows(batch)
-            logits = model.forward(x_batch)
-            value, d_logits = value_and_grad(logits, targets)
-            guard.check(value, epoch, step + 1, optimizer.lr)
-            loss_sum += value * len(batch)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
-            measured = health and step == measured_step
-            if measured:  # before backward: a fused update changes the weights there
-                before = {key: model.params[key].copy() for key in model.weight_keys}
-            if offer_fused is not None:
-                grads = model.backward(d_logits, offer_fused({k: model.params[k] for k in model.weight_keys}))
-                optimizer.step(model.params, grads, fused=model.fused_keys)
-            else:
-                optimizer.step(model.params, model.backward(d_logits))
-            if measured:
-                ratios = update_ratios(before, model.params)
-        metrics = {"train_loss": loss_sum / n_samples, "train_acc": correct / n_samples}
-        metrics.update(_validation_metrics(model, loss, x_val, data, health))
-        if health:
-            metrics.update(ratios)
-            metrics.update(_probe_metrics(model, loss, x, y_onehot))
-        metrics["lr"] = float(optimizer.lr)
-        metrics["epoch_seconds"] = time.perf_counter() - started
-        history.append(metrics)
-        reason = on_epoch_end(epoch, metrics) if on_epoch_end is not None else None
-        if reason:
-            optimizer.lr = base_lr
-            return FitResult(history, stop_reason=reason)
-    optimizer.lr = base_lr
-    return FitResult(history)
+    try:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            threads = policy.before_epoch(probe) if policy is not None else untouched_threads
+            order = rng.permutation(n_samples)
+            loss_sum, correct, ratios = 0.0, 0, {}
+            steps_started = time.perf_counter()
+            for step in range(steps_per_epoch):
+                batch = order[step * batch_size : (step + 1) * batch_size]
+                global_step = (epoch - 1) * steps_per_epoch + step
+                optimizer.lr = base_lr * lr_factor(lr_schedule, global_step, epochs * steps_per_epoch)
+                x_batch, targets = gather.rows(batch)
+                logits = model.forward(x_batch)
+                value, d_logits = value_and_grad(logits, targets)
+                guard.check(value, epoch, step + 1, optimizer.lr)
+                loss_sum += value * len(batch)
+                correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
+                measured = health and step == measured_step
+                if measured:  # before backward: a fused update changes the weights there
+                    before = {key: model.params[key].copy() for key in model.weight_keys}
+                if offer_fused is not None:
+                    fused = offer_fused({k: model.params[k] for k in model.weight_keys})
+                    optimizer.step(model.params, model.backward(d_logits, fused), fused=model.fused_keys)
+                else:
+                    optimizer.step(model.params, model.backward(d_logits))
+                if measured:
+                    ratios = update_ratios(before, model.params)
+            if policy is not None:
+                policy.after_epoch(n_samples / len(probe_rows), time.perf_counter() - steps_started)
+            metrics = {"train_loss": loss_sum / n_samples, "train_acc": correct / n_samples}
+            metrics.update(_validation_metrics(model, loss, x_val, data, health))
+            if health:
+                metrics.update(ratios)
+                metrics.update(_probe_metrics(model, loss, x, y_onehot))
+            metrics["lr"] = float(optimizer.lr)
+            metrics["blas_threads"] = float(threads)
+            metrics["epoch_seconds"] = time.perf_counter() - started
+            history.append(metrics)
+            reason = on_epoch_end(epoch, metrics) if on_epoch_end is not None else None
+            if reason:
+                return FitResult(history, stop_reason=reason)
+        return FitResult(history)
+    finally:
+        optimizer.lr = base_lr
+        if policy is not None:
+            policy.release()
+
+
+def _blas_threads_now() -> int:
+    """NumPy's BLAS threads as they are, when no policy sets them."""
+    controller = numpy_blas_controller()
+    return int(controller.num_threads) if controller is not None else 1
 
 
 class _DivergenceGuard:

@@ -1,0 +1,210 @@
+"""The BLAS thread policy: a fixed count is applied and logged, ``auto`` stays within the cores,
+re-decides when epochs slow down, and a fixed count trains bit-identically (no timed assertions:
+the speed goals are measured by bench/contention.py)."""
+
+import numpy as np
+import pytest
+
+from mlpx import threads
+from mlpx.blas import numpy_blas_controller
+from mlpx.builtins.activations import ReLU
+from mlpx.builtins.initializers import HeNormal
+from mlpx.builtins.losses import CrossEntropy
+from mlpx.builtins.optimizers import Momentum
+from mlpx.datasets import Dataset
+from mlpx.errors import ConfigError
+from mlpx.model import MLP
+from mlpx.runner import prepare
+from mlpx.threads import AUTO, Decision, ThreadPolicy, candidates, fastest, measure, parse_setting
+from mlpx.trainer import fit
+from tests.test_model_trainer import _small_cfg, _train
+
+pytestmark = pytest.mark.skipif(
+    numpy_blas_controller() is None, reason="NumPy's BLAS is out of threadpoolctl's reach"
+)
+
+
+def _data(n_train=600, n_val=100, seed=0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_train + n_val, 20)).astype(np.float32)
+    labels = (x[:, :3].sum(axis=1) > 0).astype(np.int64) + (x[:, 3] > 1)
+    train, val = slice(0, n_train), slice(n_train, None)
+    return Dataset("toy", x[train], labels[train], x[val], labels[val], x[val], labels[val], 3)
+
+
+def _fit(blas_threads, epochs=3, on_epoch_end=None):
+    model = MLP([20, 16, 8, 3], ReLU(), HeNormal(), np.random.default_rng(0))
+    result = fit(
+        model,
+        CrossEntropy(),
+        Momentum(lr=0.05),
+        _data(),
+        epochs=epochs,
+        batch_size=32,
+        rng=np.random.default_rng(1),
+        blas_threads=blas_threads,
+        on_epoch_end=on_epoch_end,
+    )
+    return model, result
+
+
+@pytest.mark.parametrize("value, expected", [("auto", AUTO), ("AUTO", AUTO), ("2", 2), (1, 1), (" 3 ", 3)])
+def test_settings_parse(value, expected):
+    assert parse_setting(value) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "", "2x"])
+def test_bad_settings_say_what_to_write(value):
+    with pytest.raises(ValueError, match="use auto or a whole number"):
+        parse_setting(value)
+
+
+def test_a_bad_setting_stops_the_run_before_training(tmp_path):
+    from mlpx.cli import plugin_host
+
+    with pytest.raises(ConfigError, match="trainer.blas_threads=none"):
+        prepare(_small_cfg(tmp_path, ["trainer.blas_threads=none"]), plugin_host(), tmp_path)
+
+
+def test_a_fixed_count_is_applied_during_every_epoch_logged_and_given_back():
+    controller = numpy_blas_controller()
+    before = controller.num_threads
+    seen = []
+    _, result = _fit(1, on_epoch_end=lambda epoch, metrics: seen.append(controller.num_threads))
+    assert seen == [1, 1, 1]
+    assert [m["blas_threads"] for m in result.history] == [1, 1, 1]
+    assert controller.num_threads == before
+
+
+def test_auto_picks_a_count_within_the_usable_cores_and_logs_it():
+    policy = ThreadPolicy(AUTO)
+    assert 1 <= policy.ceiling <= threads.usable_cores()
+    _, result = _fit(policy)
+    assert policy.decisions, "auto decided at the start"
+    for metrics in result.history:
+        assert 1 <= metrics["blas_threads"] <= policy.ceiling
+        assert metrics["blas_threads"] == int(metrics["blas_threads"])
+    assert all(decision.took < 10 for decision in policy.decisions)  # bounded, not a speed goal
+
+
+def test_auto_keeps_a_joblib_workers_share():
+    controller = numpy_blas_controller()
+    before = controller.num_threads
+    controller.set_num_threads(1)  # what a worker's BLAS starts with at cores // n_jobs = 1
+    try:
+        policy = ThreadPolicy(AUTO)
+        assert policy.ceiling == 1
+        _, result = _fit(policy)
+        assert {m["blas_threads"] for m in result.history} == {1}
+        assert controller.num_threads == 1
+    finally:
+        controller.set_num_threads(before)
+
+
+def test_without_a_policy_the_blas_is_left_alone_and_its_count_logged():
+    controller = numpy_blas_controller()
+    _, result = _fit(None, epochs=1)
+    assert result.history[0]["blas_threads"] == controller.num_threads
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_fixed_count_trains_bit_identically(count):
+    first, first_result = _fit(count)
+    second, second_result = _fit(count)
+    for key in first.params:
+        np.testing.assert_array_equal(first.params[key], second.params[key])
+    strip = [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in first_result.history]
+    assert strip == [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in second_result.history]
+
+
+def test_the_run_logs_blas_threads_every_epoch(tmp_path):
+    result = _train(_small_cfg(tmp_path, ["trainer.epochs=2", "trainer.blas_threads=1"]), tmp_path)
+    assert [m["blas_threads"] for m in result.history] == [1, 1]
+    auto = _train(_small_cfg(tmp_path, ["trainer.epochs=2"]), tmp_path)  # the default: auto
+    assert all(1 <= m["blas_threads"] <= threads.usable_cores() for m in auto.history)
+
+
+def test_candidates_span_one_to_the_ceiling():
+    assert candidates(1) == [1]
+    assert candidates(2) == [1, 2]
+    assert candidates(6) == [1, 2, 4, 6]
+
+
+class _FakeMachine:
+    """A probe whose cost depends on the thread count, on a clock that only it advances."""
+
+    def __init__(self, cost):
+        self.cost, self.now, self.count, self.calls = cost, 0.0, None, {}
+
+    def set_threads(self, count):
+        self.count = count
+
+    def probe(self):
+        self.now += self.cost[self.count]
+        self.calls[self.count] = self.calls.get(self.count, 0) + 1
+
+    def clock(self):
+        return self.now
+
+
+def test_measure_times_every_count_and_picks_the_fastest():
+    machine = _FakeMachine({1: 0.002, 2: 0.0011})
+    seconds = measure(machine.probe, [1, 2], machine.set_threads, budget=0.1, clock=machine.clock)
+    assert seconds == pytest.approx({1: 0.002, 2: 0.0011})
+    assert fastest(seconds) == 2
+    assert machine.now < 0.15  # the budget holds
+
+
+def test_measure_drops_a_count_that_waits_on_a_busy_core():
+    machine = _FakeMachine({1: 0.002, 2: 0.05})  # two threads, one sharing a busy core
+    seconds = measure(machine.probe, [1, 2], machine.set_threads, budget=0.1, clock=machine.clock)
+    assert fastest(seconds) == 1
+    assert machine.calls[2] == 2  # the untimed first call and one slice, then left out
+
+
+def test_near_ties_go_to_fewer_threads():
+    assert fastest({1: 1.0, 2: 0.99}) == 1
+    assert fastest({1: 1.0, 2: 0.5}) == 2
+
+
+def _decided(policy, seconds_per_call, chosen):
+    policy.decisions.append(Decision(seconds_per_call, chosen, 0.0))
+    policy._threads, policy._remeasure = chosen, False
+
+
+def test_slower_epochs_than_predicted_make_auto_measure_again():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.001}, 2)
+    policy.after_epoch(100, 0.12)  # 1.2x the probe: the usual overhead of a step
+    assert not policy._remeasure
+    policy.after_epoch(100, 0.13)
+    assert not policy._remeasure
+    policy.after_epoch(100, 0.5)  # something started beside it
+    assert policy._remeasure
+
+
+def test_a_first_epoch_far_slower_than_measured_makes_auto_measure_again():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.001}, 2)
+    policy.after_epoch(100, 0.5)
+    assert policy._remeasure
+
+
+def test_below_the_ceiling_auto_looks_again_now_and_then():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.004}, 1)
+    for _ in range(threads.RECHECK_EPOCHS - 1):
+        policy.after_epoch(100, 0.22)
+        assert not policy._remeasure
+    policy.after_epoch(100, 0.22)
+    assert policy._remeasure
+
+
+def test_a_fixed_count_never_measures():
+    policy = ThreadPolicy(2)
+    probes = []
+    assert policy.before_epoch(lambda: probes.append(1)) == 2
+    policy.after_epoch(100, 100.0)
+    assert policy.before_epoch(lambda: probes.append(1)) == 2
+    assert probes == [] and policy.decisions == []
+    policy.release()
