@@ -126,6 +126,8 @@ MODULES = (
     "more_sigmoid_outputs",
     "tricky_correct",
     "tricky_broken",
+    "edge_correct",
+    "edge_broken",
 )
 
 
