@@ -82,6 +82,7 @@ class Mistake:
     output: Optional[str] = None
     stepped_lr: Optional[float] = None
     stepped: Tuple[int, ...] = ()  # layers (0-based) stepped before the error goes through them
+    bias_axis: Tuple[int, ...] = ()  # layers whose bias gradient sums over the units, not the batch
 
     @property
     def layers(self) -> List[int]:
@@ -139,7 +140,9 @@ class Twin:
             if source is None or source.shape[1] != self._w(layer).shape[0]:
                 raise ValueError("shapes do not allow this mistake")
             grad_w = source.T @ delta
-            self._store(out, layer, grad_w, delta.sum(axis=0))
+            if index in bug.bias_axis and delta.shape[0] != delta.shape[1]:
+                raise ValueError("the batch and the units differ: the shapes would show it")
+            self._store(out, layer, grad_w, delta.sum(axis=1 if index in bug.bias_axis else 0))
             if index == 0:
                 break
             w = self._w(layer)
@@ -311,6 +314,9 @@ def mistakes(twin: Twin, lr: Optional[float] = None) -> List[Mistake]:
         found += [
             Mistake("sigmoid-derivative-on-preactivation", output=v) for v in ("sigmoid-on-z", "sigmoid-of-a")
         ]
+    layers = tuple(range(len(twin.layers)))
+    found += [Mistake("bias-grad-wrong-axis", bias_axis=(i,)) for i in layers]
+    found.append(Mistake("bias-grad-wrong-axis", bias_axis=layers))
     if lr:
         above = tuple(range(1, len(twin.layers)))
         found.append(Mistake("in-place-update-aliasing", stepped_lr=lr, stepped=above))

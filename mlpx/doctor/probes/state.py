@@ -113,27 +113,29 @@ def _update_twice(ctx: Context) -> None:
     try:
         net = subject.fresh()
         start = subject.copies(net)
-        lr = subject.learning_rate(net)
+        lr = subject.learning_rate(net)  # read before every step: a schedule may change it
         net = subject.step(net, "update", subject.update_fn, x.copy(), y.copy())
         middle = subject.copies(net)
+        lr_second = subject.learning_rate(net)
         net = subject.step(net, "update", subject.update_fn, x.copy(), y.copy())
         end = subject.copies(net)
         fresh = subject.fresh()
         for name, array in subject.arrays(fresh).items():
             array[...] = middle[name]
+        lr_alone = subject.learning_rate(fresh)
         fresh = subject.step(fresh, "update", subject.update_fn, x.copy(), y.copy())
         alone = subject.copies(fresh)
     except (CodeError, ValueError, KeyError):
         return
-    if not lr:
+    if not (lr and lr_second and lr_alone):
         return
     accumulated, carried, differ = [], {}, []
     for name in start:
         if middle[name].shape != start[name].shape or end[name].shape != middle[name].shape:
             continue
         g1 = (start[name] - middle[name]) / lr
-        g2 = (middle[name] - end[name]) / lr
-        g2_alone = (middle[name] - alone[name]) / lr
+        g2 = (middle[name] - end[name]) / lr_second
+        g2_alone = (middle[name] - alone[name]) / lr_alone
         if relative_distance(g2, g2_alone) <= max(limits.repeat * 1e3, 1e-6):
             continue
         extra = g2 - g2_alone

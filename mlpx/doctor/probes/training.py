@@ -20,6 +20,8 @@ from mlpx.doctor.subject import CodeError
 
 EPOCHS = 30
 BUDGET_SECONDS = 2.5
+#: records of the single step whose direction tells climbing from overshooting
+UPHILL_RECORDS = 8
 #: the fall of cross-entropy (fraction of its start) that counts as learning
 LEARNED = 0.25
 
@@ -50,9 +52,10 @@ def probe_training(ctx: Context) -> None:
         for number in range(EPOCHS):
             net = stepping.epoch(subject, net, x, y, number, rng)
             if number == 0:
-                now = subject.copies(net)
+                first = subject.copies(net)
                 jump = max(
-                    (float(np.linalg.norm(now[k])) / v for k, v in start_norms.items() if v > 0), default=0.0
+                    (float(np.linalg.norm(first[k])) / v for k, v in start_norms.items() if v > 0),
+                    default=0.0,
                 )
             history.append(_cross_entropy(ctx, net, x, y))
             ce, acc = history[-1]
@@ -63,20 +66,71 @@ def probe_training(ctx: Context) -> None:
         return
     ctx.facts["training_history"] = history
     ctx.facts["trained_net"] = net
-    _judge(ctx, history, jump)
+    _judge(ctx, history, jump, lambda: _uphill(ctx, x, y))
 
 
-def _judge(ctx: Context, history, jump: float) -> None:
+def _uphill(ctx: Context, x, y) -> float:
+    """The objective's slope at a fresh network along one step of the code's own training on
+    a few records (> 0: the code climbs).
+
+    A step of gradient descent points downhill at its start however large the learning rate:
+    a positive slope tells a sign mistake from a learning rate that only overshoots."""
+    subject = ctx.subject
+    x, y = x[:UPHILL_RECORDS], y[:UPHILL_RECORDS]
+    try:
+        net = subject.fresh()
+        start = subject.copies(net)
+        if subject.train_epoch is not None and not (subject.update_fn or subject.optimizer):
+            net = stepping.epoch(subject, net, x, y, 0, np.random.default_rng(0))
+        else:
+            net = stepping.step(subject, net, x, y)
+        moved = subject.copies(net)
+        net = subject.fresh()
+    except CodeError:
+        return 0.0
+    arrays = subject.arrays(net)
+    step = {k: moved[k] - start[k] for k in start if k in moved and moved[k].shape == start[k].shape}
+    size = max((float(np.abs(v).max()) for v in step.values()), default=0.0)
+    if not size or not math.isfinite(size):
+        return 0.0
+    eps = 1e-4 / size
+
+    def objective(sign: float) -> float:
+        for k, d in step.items():
+            arrays[k][...] = start[k] + sign * eps * d
+        return ctx.math.value(net, subject.forward(net, x), y, subject.copies(net))
+
+    try:
+        return (objective(1.0) - objective(-1.0)) / (2 * eps)
+    finally:
+        for k in step:
+            arrays[k][...] = start[k]
+
+
+def _judge(ctx: Context, history, jump: float, uphill) -> None:
     ce0, _ = history[0]
     ce, acc = history[-1]
     chance = 1.0 / ctx.n_classes
+    checked = "gradient_ok" in ctx.facts or "optimizer_ok" in ctx.facts
     gradient_ok = ctx.facts.get("gradient_ok", True) and ctx.facts.get("optimizer_ok", True)
     summary = f"cross-entropy {fmt(ce0)} -> {fmt(ce)}, accuracy {fmt(acc)} after {len(history) - 1} epochs"
     finite = [c for c, _ in history if math.isfinite(c)]
     if math.isfinite(ce) and (ce <= (1 - LEARNED) * ce0 or acc >= min(0.9, chance + 0.5)):
         return
     if not math.isfinite(ce) or max(finite) > 3 * ce0 or jump > 10:
-        if gradient_ok:
+        slope = uphill() if gradient_ok else 0.0
+        if slope > 0:
+            ctx.add(
+                Finding(
+                    "training",
+                    "error",
+                    f"the code's own training diverges on an easy task ({summary}): its first epoch "
+                    f"moved the arrays uphill (the objective's slope along the step is +{fmt(slope)})",
+                    kind="gradient-ascent-sign-error",
+                    measured={"history": [c for c, _ in history], "slope": slope},
+                )
+            )
+        elif gradient_ok:
             why = (
                 "the loss went to nan/inf"
                 if not math.isfinite(ce)
@@ -88,8 +142,8 @@ def _judge(ctx: Context, history, jump: float) -> None:
                 Finding(
                     "training",
                     "error",
-                    f"the code's own training diverges on an easy task ({summary}): "
-                    f"{why}, while the gradients are right",
+                    f"the code's own training diverges on an easy task ({summary}): {why}, "
+                    + ("while the gradients are right" if checked else "though each step starts downhill"),
                     kind="learning-rate-too-large",
                     measured={"history": [c for c, _ in history]},
                 )
@@ -109,7 +163,8 @@ def _judge(ctx: Context, history, jump: float) -> None:
         return
     severity = "warning" if gradient_ok else "error"
     reason = (
-        "the gradients are right: the learning rate may be too small for this many steps"
+        ("the gradients are right" if checked else "the gradients were not checked")
+        + ": the learning rate may be too small for this many steps"
         if gradient_ok
         else "see the gradient and optimizer findings"
     )
