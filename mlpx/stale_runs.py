@@ -136,6 +136,10 @@ def end_stale_runs(client: Any, experiment_id: str) -> List[str]:
         cause = why_dead(run, host, now, timeout_s)
         if cause is None:
             continue
+        # read again now that the owner is known dead: it may have ended the run and exited
+        # since the search, and a dead process changes nothing any more
+        if client.get_run(run.info.run_id).info.status != "RUNNING":
+            continue
         note = f"ended FAILED at {_iso(now)} by mlpx process {os.getpid()} on {host}: {cause}"
         client.log_batch(
             run.info.run_id,
