@@ -128,6 +128,13 @@ MODULES = (
     "tricky_broken",
     "edge_correct",
     "edge_broken",
+    "tutorial_cs231n",
+    "tutorial_nnfs",
+    "tutorial_deeplearning_ai",
+    "tutorial_nielsen",
+    "tutorial_rashid",
+    "tutorial_keras_like",
+    "tutorial_micrograd",
 )
 
 
