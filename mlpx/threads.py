@@ -2,18 +2,25 @@
 
 On a machine with few cores, BLAS threads that share a core with another busy process wait for
 it at every product: on 2 cores an epoch went from 0.54 s to 2.6 s beside one CPU-bound
-process, while one thread stayed at ~0.86 s busy or quiet. ``auto`` therefore times a few
-forward and backward passes of the run's own model at each candidate count, interleaved, and
-trains with the fastest (the smaller count when they are within ``TIE``). Between epochs it
-measures again when an epoch's steps were ``SLOWER`` than that measurement predicts (something
-started beside it), and every ``RECHECK_EPOCHS`` epochs while it runs on fewer threads than it
-may use (that something may have stopped).
+process, while one thread stayed at ~0.86 s busy or quiet. ``auto`` times forward and
+backward passes of the run's own model at each candidate count in interleaved slices (~0.1 s
+in all), and trains with the fastest (the smaller count when they are within ``TIE``). It
+starts at one thread and asks the kernel how many other tasks are runnable (/proc/loadavg):
+counts above the cores those leave free are not timed at all. That check is what keeps the
+measurement short and honest beside a busy process: one call at two threads can take 0.2 s
+there, and a thread that just slept gets a busy core at once for a while, so a short timing
+flatters a count that an epoch-long competition for the core punishes.
+
+Between epochs it measures again when, during the epoch, other processes took a core it
+trains on or freed one it was kept off (the kernel's busy time on this process's cores,
+/proc/stat, minus this process's own CPU time: precise over an epoch, not over a probe), when
+the epoch's steps ran ``SLOWER`` than the measurement predicts, and every ``RECHECK_EPOCHS``
+epochs while below its ceiling.
 
 The count never exceeds the cores this process may run on (``os.sched_getaffinity``) nor the
 threads its BLAS started with: a joblib worker, whose BLAS the launcher starts with
 cores // n_jobs threads, keeps that share. A number is applied as given. Results are
-bit-identical for a fixed count; between counts they differ in the last bits.
-"""
+bit-identical for a fixed count; between counts they differ in the last bits."""
 
 import math
 import os
@@ -30,6 +37,8 @@ AUTO = "auto"
 MEASURE_SECONDS = 0.1
 #: one timed slice of repeated probe calls at one count; slices of the candidates alternate
 SLICE_SECONDS = 0.008
+#: slices at one thread first, asking how many other tasks are runnable after each
+FIRST_SLICES = 3
 #: a count this many times slower than the best is not timed again within a measurement
 DROP = 2.0
 #: counts whose measured steps are within this factor of the fastest count as ties: fewer wins
@@ -38,7 +47,9 @@ TIE = 1.05
 SLOWER = 1.3
 #: before any epoch has shown the usual overhead over the probe, steps this much slower re-decide
 FIRST_EPOCH_SLOWER = 2.0
-#: while below the ceiling, measure again every this many epochs
+#: a core counts as taken by other processes when they kept it busy this much of the time
+TAKEN = 0.5
+#: where other processes' CPU time cannot be read: while below the ceiling, measure again this often
 RECHECK_EPOCHS = 4
 
 Setting = Union[str, int]
@@ -66,6 +77,58 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _busy_seconds(cpus: List[int]) -> Optional[float]:
+    """CPU seconds the kernel counts as busy (user, nice, system, irq, softirq, steal) on
+    ``cpus`` since boot, from /proc/stat; None where that file does not exist."""
+    try:
+        with open("/proc/stat") as stat:
+            lines = stat.read().splitlines()
+    except OSError:
+        return None
+    wanted = {f"cpu{cpu}" for cpu in cpus}
+    ticks = 0
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] in wanted:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+            ticks += user + nice + system + irq + softirq + steal
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class OthersMeter:
+    """How many of this process's cores other processes kept busy over a window: the kernel's
+    busy time on those cores minus this process's own CPU time (every thread of it)."""
+
+    def __init__(self) -> None:
+        try:
+            self.cpus = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            self.cpus = list(range(os.cpu_count() or 1))
+        self._start: Optional[tuple] = None
+
+    def start(self) -> None:
+        self._start = (_busy_seconds(self.cpus), time.process_time(), time.perf_counter())
+
+    def cores(self) -> Optional[float]:
+        """Cores the others used on average since ``start`` (None: not measurable here)."""
+        busy = _busy_seconds(self.cpus)
+        if self._start is None or busy is None or self._start[0] is None:
+            return None
+        busy0, own0, wall0 = self._start
+        wall = time.perf_counter() - wall0
+        if wall <= 0:
+            return None
+        others = (busy - busy0 - (time.process_time() - own0)) / wall  # /proc/stat counts 10 ms ticks
+        return min(float(len(self.cpus)), max(0.0, others))
+
+
+def free_cores(ceiling: int, others: Optional[float]) -> int:
+    """Cores of ``ceiling`` the others leave free (half a core busy counts as taken), >= 1."""
+    if others is None:
+        return ceiling
+    return max(1, ceiling - math.floor(others + 1 - TAKEN))
+
+
 def candidates(ceiling: int) -> List[int]:
     """Counts ``auto`` compares: 1, powers of two below ``ceiling``, and ``ceiling`` itself."""
     counts = {1, ceiling}
@@ -76,47 +139,86 @@ def candidates(ceiling: int) -> List[int]:
     return sorted(counts)
 
 
+def runnable_others() -> Optional[int]:
+    """Tasks runnable right now besides the caller (/proc/loadavg), when this process may use
+    every CPU of the machine (else they may be elsewhere); None where it cannot be told."""
+    if usable_cores() != (os.cpu_count() or 0):
+        return None
+    try:
+        with open("/proc/loadavg") as loadavg:
+            running = int(loadavg.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return max(0, running - 1)
+
+
 def measure(
     probe: Callable[[], None],
     counts: List[int],
     set_threads: Callable[[int], None],
     budget: float = MEASURE_SECONDS,
     clock: Callable[[], float] = time.perf_counter,
+    others_now: Callable[[], Optional[int]] = lambda: None,
 ) -> Dict[int, float]:
-    """Seconds per ``probe`` call at each of ``counts``: the median over interleaved slices.
+    """Seconds per ``probe`` call at each of ``counts`` (ascending): medians over slices.
 
-    One untimed call per count first (it wakes that many threads and fills caches), then rounds
-    of one ``SLICE_SECONDS`` slice per count, the order rotating each round, until ``budget``
-    is spent (one round at least). Interleaving makes a
-    neighbour that comes and goes hurt every count alike; the median ignores a slice the
-    scheduler took away. A count ``DROP`` times slower than the best leaves the rounds early:
-    its threads are waiting on a busy core, and every call of it costs the budget dearly.
+    First ``FIRST_SLICES`` slices of one ``SLICE_SECONDS`` at the smallest count, asking
+    ``others_now`` (tasks runnable besides this one) after each: counts above the cores those
+    leave free are not timed at all, since a single call of them can take longer than the whole
+    budget beside a busy process. Then rounds of one slice per remaining count, the order
+    rotating each round, until ``budget`` is spent. A count's first call wakes its threads and
+    fills caches and is not timed, unless it alone overran a slice and ``DROP`` times the
+    fastest so far; a count ``DROP`` times slower than the best leaves the rounds early.
+    Interleaving makes a neighbour that comes and goes hurt every count alike; the median
+    ignores a slice the scheduler took away.
     """
     started = clock()
-    for count in counts:
-        set_threads(count)
-        probe()
     slices: Dict[int, List[float]] = {count: [] for count in counts}
-    active, round_index = list(counts), 0
-    while True:
+
+    def time_slice(count: int) -> None:
+        set_threads(count)
+        calls, slice_started = 0, clock()
+        while True:
+            probe()
+            calls += 1
+            elapsed = clock() - slice_started
+            if elapsed >= SLICE_SECONDS:
+                break
+        slices[count].append(elapsed / calls)
+
+    set_threads(counts[0])
+    probe()
+    seen = []
+    for _ in range(FIRST_SLICES):
+        time_slice(counts[0])
+        seen.append(others_now())
+    known = [others for others in seen if others is not None]
+    if known:
+        free = max(1, max(counts) - statistics.median_low(known))
+        counts = [count for count in counts if count == counts[0] or count <= free]
+    first_calls = {}
+    for count in counts[1:]:
+        set_threads(count)
+        call_started = clock()
+        probe()
+        first_calls[count] = clock() - call_started
+    quickest = min([statistics.median(slices[counts[0]]), *first_calls.values()])
+    active = [counts[0]]
+    for count, seconds in first_calls.items():
+        if seconds <= max(DROP * quickest, SLICE_SECONDS):
+            active.append(count)
+        else:  # one call already cost more than a slice and DROP x the best
+            slices[count].append(seconds)
+    round_index = 0
+    while len(active) > 1 and clock() - started < budget:
         shift = round_index % len(active)
         for count in active[shift:] + active[:shift]:
-            set_threads(count)
-            calls, slice_started = 0, clock()
-            while True:
-                probe()
-                calls += 1
-                elapsed = clock() - slice_started
-                if elapsed >= SLICE_SECONDS:
-                    break
-            slices[count].append(elapsed / calls)
+            time_slice(count)
         medians = {count: statistics.median(slices[count]) for count in active}
         best = min(medians.values())
         active = [count for count in active if medians[count] <= DROP * best]
         round_index += 1
-        if len(active) == 1 or clock() - started >= budget:
-            break
-    return {count: statistics.median(values) for count, values in slices.items()}
+    return {count: statistics.median(values) for count, values in slices.items() if values}
 
 
 def fastest(seconds_per_call: Dict[int, float]) -> int:
@@ -132,6 +234,7 @@ class Decision:
     seconds_per_call: Dict[int, float]
     threads: int
     took: float  # seconds the measurement took
+    free: int  # the largest count timed: the cores other runnable tasks left free
 
 
 @dataclass
@@ -148,6 +251,8 @@ class ThreadPolicy:
     ceiling: Optional[int] = None  # default: min(usable cores, the BLAS's starting threads)
     budget: float = MEASURE_SECONDS
     decisions: List[Decision] = field(default_factory=list)
+    others_per_epoch: List[Optional[float]] = field(default_factory=list)  # cores others kept busy
+    _meter: OthersMeter = field(default_factory=OthersMeter, repr=False)
     _controller: Any = field(default=None, repr=False)
     _original: Optional[int] = field(default=None, repr=False)
     _threads: Optional[int] = field(default=None, repr=False)
@@ -182,6 +287,7 @@ class ThreadPolicy:
         elif self._remeasure or self._threads is None:
             self._decide(probe)
         self._set(self._threads)
+        self._meter.start()  # what the others take during the epoch
         return self._threads
 
     def _decide(self, probe: Callable[[], None]) -> None:
@@ -190,18 +296,27 @@ class ThreadPolicy:
         if len(counts) == 1:  # nothing to choose (one core, or a BLAS threadpoolctl cannot reach)
             seconds, chosen = {counts[0]: math.nan}, counts[0]
         else:
-            seconds = measure(probe, counts, self._set, self.budget)
+            seconds = measure(probe, counts, self._set, self.budget, others_now=runnable_others)
             chosen = fastest(seconds)
-        self.decisions.append(Decision(seconds, chosen, time.perf_counter() - started))
+        # the counts it timed are those the others left room for
+        self.decisions.append(Decision(seconds, chosen, time.perf_counter() - started, max(seconds)))
         self._threads, self._remeasure, self._epochs_since = chosen, False, 0
 
     def after_epoch(self, probe_calls: float, seconds: float) -> None:
         """Record that the last epoch's training steps, worth ``probe_calls`` probe calls (its
         rows over the probe's), took ``seconds``; ``auto`` measures again before the next epoch
-        when they were slower than predicted, or periodically while below the ceiling."""
+        when other processes took or freed a core during it, or when its steps were slower than
+        measured."""
         if self.setting != AUTO or not self.decisions or probe_calls <= 0:
             return
         self._epochs_since += 1
+        others = self._meter.cores()
+        self.others_per_epoch.append(others)
+        free = None if others is None else free_cores(self.ceiling, others)
+        if free is not None and (free < self._threads or free > self.decisions[-1].free):
+            self._remeasure = True  # others took a core it trains on, or freed one since it measured
+        elif self._threads < self.ceiling and self._epochs_since >= RECHECK_EPOCHS:
+            self._remeasure = True  # look again now and then
         predicted = self.decisions[-1].seconds_per_call.get(self._threads, math.nan)
         if math.isfinite(predicted) and predicted > 0:
             overhead = seconds / probe_calls / predicted  # the optimizer step and bookkeeping on top
@@ -209,8 +324,6 @@ class ThreadPolicy:
             if overhead > limit:
                 self._remeasure = True
             self._usual_overhead = min(self._usual_overhead, overhead)
-        if self._threads < self.ceiling and self._epochs_since >= RECHECK_EPOCHS:
-            self._remeasure = True
 
     def release(self) -> None:
         """Give NumPy's BLAS back the thread count it had when the policy was made."""

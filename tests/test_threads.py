@@ -159,7 +159,13 @@ def test_measure_drops_a_count_that_waits_on_a_busy_core():
     machine = _FakeMachine({1: 0.002, 2: 0.05})  # two threads, one sharing a busy core
     seconds = measure(machine.probe, [1, 2], machine.set_threads, budget=0.1, clock=machine.clock)
     assert fastest(seconds) == 1
-    assert machine.calls[2] == 2  # the untimed first call and one slice, then left out
+    assert machine.calls[2] == 1  # its first call cost more than a slice: never timed again
+
+
+def test_measure_skips_counts_the_runnable_others_leave_no_core_for():
+    machine = _FakeMachine({1: 0.002, 2: 0.0011})
+    seconds = measure(machine.probe, [1, 2], machine.set_threads, 0.1, machine.clock, others_now=lambda: 1)
+    assert seconds == pytest.approx({1: 0.002}) and 2 not in machine.calls
 
 
 def test_near_ties_go_to_fewer_threads():
@@ -167,8 +173,20 @@ def test_near_ties_go_to_fewer_threads():
     assert fastest({1: 1.0, 2: 0.5}) == 2
 
 
-def _decided(policy, seconds_per_call, chosen):
-    policy.decisions.append(Decision(seconds_per_call, chosen, 0.0))
+class _FakeMeter:
+    def __init__(self, others=None):
+        self.others = others
+
+    def start(self):
+        pass
+
+    def cores(self):
+        return self.others
+
+
+def _decided(policy, seconds_per_call, chosen, others=None):
+    policy._meter = _FakeMeter(others)
+    policy.decisions.append(Decision(seconds_per_call, chosen, 0.0, max(seconds_per_call)))
     policy._threads, policy._remeasure = chosen, False
 
 
@@ -208,3 +226,40 @@ def test_a_fixed_count_never_measures():
     assert policy.before_epoch(lambda: probes.append(1)) == 2
     assert probes == [] and policy.decisions == []
     policy.release()
+
+
+def test_auto_measures_again_when_another_process_takes_a_core_it_trains_on():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.001}, 2, others=0.0)
+    policy.after_epoch(100, 0.12)
+    assert not policy._remeasure
+    policy._meter.others = 0.9  # a busy process beside it, even if the steps kept their pace
+    policy.after_epoch(100, 0.12)
+    assert policy._remeasure
+
+
+def test_auto_measures_again_when_the_busy_process_is_gone():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002}, 1, others=1.0)  # 2 threads not timed: a task was runnable
+    policy.after_epoch(100, 0.22)
+    assert not policy._remeasure
+    policy._meter.others = 0.05
+    policy.after_epoch(100, 0.22)
+    assert policy._remeasure
+
+
+def test_others_half_a_core_busy_take_it():
+    assert threads.free_cores(2, None) == 2
+    assert threads.free_cores(2, 0.3) == 2
+    assert threads.free_cores(2, 0.6) == 1
+    assert threads.free_cores(2, 1.9) == 1  # always at least one
+    assert threads.free_cores(4, 1.2) == 3
+
+
+def test_the_meter_reads_the_others_cpu_time_or_says_it_cannot():
+    meter = threads.OthersMeter()
+    assert meter.cores() is None  # not started
+    meter.start()
+    sum(range(100_000))
+    others = meter.cores()
+    assert others is None or 0 <= others <= len(meter.cpus)
