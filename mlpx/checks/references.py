@@ -9,7 +9,7 @@ the PyTorch or the classic form...), and classic mistakes, named when a plugin m
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -17,8 +17,17 @@ from mlpx.checks.base import normalise_name
 
 #: positions of one array after each step
 Trajectory = List[np.ndarray]
+#: one learning rate, or one per step (a schedule)
+LearningRate = Union[float, Sequence[float]]
 #: (initial array, gradients, lr, hyperparameters by role) -> trajectory
-Reference = Callable[[np.ndarray, Sequence[np.ndarray], float, Mapping[str, float]], Trajectory]
+Reference = Callable[[np.ndarray, Sequence[np.ndarray], LearningRate, Mapping[str, float]], Trajectory]
+
+
+def per_step(lr: LearningRate, steps: int) -> List[float]:
+    """The learning rate of each of ``steps`` steps."""
+    if isinstance(lr, (int, float, np.floating)):
+        return [float(lr)] * steps
+    return [float(v) for v in lr]
 
 
 @dataclass(frozen=True)
@@ -83,15 +92,22 @@ def _sgd(
     trajectory for a constant lr) or "ema" (v = mu v + (1 - mu) g); weight decay enters the
     gradient (L2) or, ``decoupled``, shrinks p by lr wd p (SGDW)."""
 
-    def run(p: np.ndarray, grads: Sequence[np.ndarray], lr: float, hp: Mapping[str, float]) -> Trajectory:
+    def run(
+        p: np.ndarray, grads: Sequence[np.ndarray], lr: LearningRate, hp: Mapping[str, float]
+    ) -> Trajectory:
         mu = 0.0 if ignore_momentum else hp.get("momentum", 0.0)
         damp, wd = hp.get("dampening", 0.0), hp.get("weight_decay", 0.0)
         look_ahead = bool(hp.get("nesterov", 0.0)) if nesterov is None else nesterov
         v: Optional[np.ndarray] = None
         out = []
-        for g in grads:
-            shrink = lr * wd * p if decoupled else 0.0
+        for lr_t, g in zip(per_step(lr, len(grads)), grads, strict=True):
+            shrink = lr_t * wd * p if decoupled else 0.0
             g = g if decoupled else g + wd * p
+            if mu != 0.0 and form == "classic":  # v = mu v - lr g; p += v: lr inside the velocity
+                v = -lr_t * g if v is None else mu * v - lr_t * (1 - damp) * g
+                p = p + (mu * v - lr_t * g if look_ahead else v) - shrink
+                out.append(p)
+                continue
             if mu == 0.0:
                 direction = g
             elif form == "ema":
@@ -100,7 +116,7 @@ def _sgd(
             else:
                 v = g if v is None else mu * v + (1 - damp) * g
                 direction = g + mu * v if look_ahead else v
-            p = p - lr * direction - shrink
+            p = p - lr_t * direction - shrink
             out.append(p)
         return out
 
@@ -137,6 +153,7 @@ MOMENTUM = Family(
     },
     {
         "v = mu v + g; p -= lr v (or v = mu v - lr g; p += v)": _sgd("heavy_ball"),
+        "v = mu v - lr g; p += v (the same for a constant lr)": _sgd("classic"),
         "v = mu v + (1 - mu) g; p -= lr v": _sgd("ema"),
         "v = mu v + g; p -= lr v, decoupled weight decay": _sgd("heavy_ball", decoupled=True),
     },
@@ -179,14 +196,16 @@ def _adam(
     "inside_raw" add eps to the uncorrected sqrt(v) (v), folding the corrections into the step.
     decay: "none", "l2" (wd p added to g), "decoupled" (p -= lr wd p_old), "after" (decay after)."""
 
-    def run(p: np.ndarray, grads: Sequence[np.ndarray], lr: float, hp: Mapping[str, float]) -> Trajectory:
+    def run(
+        p: np.ndarray, grads: Sequence[np.ndarray], lr: LearningRate, hp: Mapping[str, float]
+    ) -> Trajectory:
         b1, b2 = hp["beta1"], hp["beta2"]
         if swap:
             b1, b2 = b2, b1
         eps, wd = hp["eps"], hp.get("weight_decay", 0.0)
         m, v = np.zeros_like(p), np.zeros_like(p)
         out = []
-        for t, g in enumerate(grads, start=1):
+        for t, (lr_t, g) in enumerate(zip(per_step(lr, len(grads)), grads, strict=True), start=1):
             t = 1 if frozen_t else t
             if decay == "l2":
                 g = g + wd * p
@@ -203,11 +222,11 @@ def _adam(
                 update = (m / c1) * root_of(c2) / (root_of(v) + eps)
             else:
                 update = (m / c1) * root_of(c2) / root_of(v + eps)
-            new = p - lr * update
+            new = p - lr_t * update
             if decay == "decoupled":
-                new = new - lr * wd * p
+                new = new - lr_t * wd * p
             elif decay == "after":
-                new = new * (1 - lr * wd)
+                new = new * (1 - lr_t * wd)
             p = new
             out.append(p)
         return out

@@ -129,7 +129,8 @@ class Subject:
     def step(self, net: Any, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Call an in-place training callable; the network it returns, or ``net`` when None."""
         result = self.call(what, fn, net, *args)
-        return net if result is None else result
+        # the contract says None or the network; a returned loss or history is not a network
+        return result if result is not None and type(result) is type(net) else net
 
     # ------------------------------------------------------------ discovery
 
@@ -145,7 +146,7 @@ class Subject:
 def as_outputs(out: Any, n: int) -> np.ndarray:
     """forward's result as float64 (n, C): a list of column vectors (C, 1) or a single record's
     (C,) vector is accepted as the same rows."""
-    out = np.asarray(out, dtype=np.float64)
+    out = np.array(out, dtype=np.float64)  # a copy: code may return a buffer it overwrites later
     if out.ndim == 3 and out.shape[-1] == 1:
         out = out[..., 0]
     if out.ndim == 1 and n == 1:

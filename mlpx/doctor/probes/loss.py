@@ -36,8 +36,8 @@ def probe_loss(ctx: Context) -> None:
         probs = subject.forward(net, x)
         expected = ctx.math.value(net, probs, y, subject.copies(net))
         data_only = ctx.math.data_term(probs, y)
-        verdicts.append((n, reported, expected, data_only, probs))
-    for n, reported, expected, data_only, probs in verdicts:
+        verdicts.append((n, reported, expected, data_only, probs, y))
+    for n, reported, expected, data_only, probs, y in verdicts:
         if not np.isfinite(reported):
             zeros = int((probs == 0).sum())
             ctx.add(
@@ -45,8 +45,13 @@ def probe_loss(ctx: Context) -> None:
                     "loss",
                     "error",
                     f"the reported loss is {reported} on ordinary inputs"
-                    + (f" ({zeros} outputs are exactly 0: log of 0)" if zeros else ""),
-                    kind="log-of-zero" if zeros else "loss-wrong-value",
+                    + (
+                        f" ({zeros} outputs are exactly 0: log of 0)"
+                        if zeros
+                        else " although no output is 0: the probabilities were changed in place before "
+                        "the log (e.g. dscores = probs; dscores[range(n), y] -= 1)"
+                    ),
+                    kind="log-of-zero" if zeros else "in-place-update-aliasing",
                 )
             )
             return
@@ -66,6 +71,14 @@ def probe_loss(ctx: Context) -> None:
             return
         ratio = reported / expected if expected else float("inf")
         kind, why = _explain(ratio, n, ctx.n_classes, ctx.subject.objective)
+        if kind == "loss-wrong-value" and _from_aliased_probabilities(
+            ctx, reported, expected, probs, y, limits
+        ):
+            kind = "in-place-update-aliasing"
+            why = (
+                ": it is the loss of the output delta, not of the probabilities: they were changed in place "
+                "(dscores = probs; dscores[range(n), y] -= 1) before the loss was computed"
+            )
         penalty = expected - data_only
         if kind == "loss-wrong-value" and penalty and data_only:
             # the data term alone may carry the mistake (a summed loss plus the right penalty)
@@ -104,6 +117,20 @@ def _clipped_log_matches(ctx: Context, reported: float, expected: float, probs, 
             value = float(values.mean() if o.reduction == "mean" else values.sum()) + penalty
             if _close(reported, value, limits.loss):
                 return True
+    return False
+
+
+def _from_aliased_probabilities(ctx: Context, reported: float, expected: float, probs, y, limits) -> bool:
+    """Whether the reported loss is the objective on P - Y (or (P - Y) / n): the probabilities
+    turned into the output delta in place before the loss was taken of them."""
+    o = ctx.subject.objective
+    penalty = expected - ctx.math.data_term(probs, y)
+    for delta in (np.abs(probs - y), np.abs(probs - y) / len(probs)):
+        with np.errstate(all="ignore"):
+            values = per_record(o.loss, delta, y, o.scale)
+            value = float(values.mean() if o.reduction == "mean" else values.sum()) + penalty
+        if np.isfinite(value) and _close(reported, value, limits.loss):
+            return True
     return False
 
 

@@ -44,12 +44,15 @@ def probe_optimizer(ctx: Context) -> None:
     grads: Dict[str, List[np.ndarray]] = {}
     after: Dict[str, List[np.ndarray]] = {}
     hyper = {}
+    lrs: List[float] = []
     x, y = ctx.batch()
     before_paths = every_array_path(net)
     old_params = {id(a) for a in subject.arrays(net).values()}
     try:
         for t in range(STEPS):
             hyper = dict(subject.call("hyper", spec["hyper"], net)) if callable(spec.get("hyper")) else {}
+            if "lr" in hyper:
+                lrs.append(float(hyper["lr"]))  # read before every step: a schedule may change it
             g = subject.call("optimizer gradients", spec["gradients"], net, x.copy(), y.copy())
             g = {str(k): np.array(v, dtype=np.float64) for k, v in dict(g).items()}
             if t == 0:
@@ -67,7 +70,7 @@ def probe_optimizer(ctx: Context) -> None:
     _aliasing(ctx, net, before_paths, old_params)
     if "lr" not in hyper:
         raise DoctorError("optimizer['hyper'](net) must return at least {'lr': ...}")
-    _compare(ctx, kind, starts, grads, after, hyper)
+    _compare(ctx, kind, starts, grads, after, hyper, lrs)
 
 
 def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray], old_params: set) -> None:
@@ -128,9 +131,11 @@ def _roles(kind: str, hyper: dict) -> dict:
     }
 
 
-def _compare(ctx, kind, starts, grads, after, hyper) -> None:
+def _compare(ctx, kind, starts, grads, after, hyper, lrs: List[float]) -> None:
     family = _FAMILIES[kind]
-    lr, roles = float(hyper["lr"]), _roles(kind, hyper)
+    lr, roles = lrs[0], _roles(kind, hyper)
+    schedule = lrs if len(set(lrs)) > 1 else lr
+    descend = [-v for v in lrs] if len(set(lrs)) > 1 else -lr
     limits = thresholds(ctx.dtype)
     wrong: Dict[str, tuple] = {}
     for name, p0 in starts.items():
@@ -138,19 +143,19 @@ def _compare(ctx, kind, starts, grads, after, hyper) -> None:
             continue
         user = after[name]
         errors = {
-            label: _distance(ref(p0, grads[name], lr, roles), user, p0)
+            label: _distance(ref(p0, grads[name], schedule, roles), user, p0)
             for label, ref in family.variants.items()
         }
         best = min(errors.values())
         if best <= max(limits.optimizer, 1e-6):
             continue
         mistakes = {
-            label: _distance(ref(p0, grads[name], lr, roles), user, p0)
+            label: _distance(ref(p0, grads[name], schedule, roles), user, p0)
             for label, ref in family.mistakes.items()
         }
         named = [label for label, e in mistakes.items() if e <= max(limits.optimizer, 1e-6) * 10]
         ascent = min(
-            _distance(ref(p0, grads[name], -lr, roles), user, p0) for ref in family.variants.values()
+            _distance(ref(p0, grads[name], descend, roles), user, p0) for ref in family.variants.values()
         )
         if not named and ascent <= max(limits.optimizer, 1e-6) * 10:
             named = [_ASCENT]

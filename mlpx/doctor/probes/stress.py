@@ -37,14 +37,19 @@ def _stress(ctx: Context, factor: float) -> bool:
         ctx.add(Finding("stress", "error", message, kind=kind))
         return True
     problems = list(_training_calls(ctx, net, big, y))
+    extremes = int(((probs == 0) | (probs == 1)).sum())
     for message, names in problems:
+        if extremes:  # Y / P or log(1 - P) of a probability that is exactly 0 or 1
+            message += (
+                f"; {extremes} outputs are exactly 0 or 1, and the code divides by or takes the log of them"
+            )
         ctx.add(
             Finding(
                 "stress",
                 "error",
                 f"with inputs x{factor:g} (outputs finite): {message}",
                 params=tuple(names),
-                kind="non-finite-at-large-inputs",
+                kind="log-of-zero" if extremes else "non-finite-at-large-inputs",
             )
         )
     return bool(problems) or _loss(ctx, net, big, y, probs, factor)
