@@ -156,16 +156,19 @@ def fit(
         model.backward(value_and_grad(model.forward(x_probe), targets_probe)[1])
 
     untouched_threads = _blas_threads_now() if policy is None else None
+    predicted = np.empty(n_samples, np.intp)  # each training row's predicted class, in epoch order
     history: List[Metrics] = []
     try:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             threads = policy.before_epoch(probe) if policy is not None else untouched_threads
             order = rng.permutation(n_samples)
-            loss_sum, correct, ratios = 0.0, 0, {}
+            loss_sum, ratios = 0.0, {}
+            weights = {key: model.params[key] for key in model.weight_keys}  # the fused GEMMs' targets
             steps_started = time.perf_counter()
             for step in range(steps_per_epoch):
-                batch = order[step * batch_size : (step + 1) * batch_size]
+                start = step * batch_size
+                batch = order[start : start + batch_size]
                 global_step = (epoch - 1) * steps_per_epoch + step
                 optimizer.lr = base_lr * lr_factor(lr_schedule, global_step, epochs * steps_per_epoch)
                 x_batch, targets = gather.rows(batch)
@@ -173,12 +176,12 @@ def fit(
                 value, d_logits = value_and_grad(logits, targets)
                 guard.check(value, epoch, step + 1, optimizer.lr)
                 loss_sum += value * len(batch)
-                correct += int(np.count_nonzero(logits.argmax(axis=1) == labels[batch]))
+                np.argmax(logits, axis=1, out=predicted[start : start + len(batch)])  # scored per epoch
                 measured = health and step == measured_step
                 if measured:  # before backward: a fused update changes the weights there
                     before = {key: model.params[key].copy() for key in model.weight_keys}
                 if offer_fused is not None:
-                    fused = offer_fused({k: model.params[k] for k in model.weight_keys})
+                    fused = offer_fused(weights)
                     optimizer.step(model.params, model.backward(d_logits, fused), fused=model.fused_keys)
                 else:
                     optimizer.step(model.params, model.backward(d_logits))
@@ -186,6 +189,7 @@ def fit(
                     ratios = update_ratios(before, model.params)
             if policy is not None:
                 policy.after_epoch(n_samples / len(probe_rows), time.perf_counter() - steps_started)
+            correct = int(np.count_nonzero(predicted == labels[order]))
             metrics = {"train_loss": loss_sum / n_samples, "train_acc": correct / n_samples}
             metrics.update(_validation_metrics(model, loss, x_val, data, health))
             if health:
