@@ -119,7 +119,7 @@ def shared_helper() -> HelperProcess:
 
 
 #: what ``python -m mlpx`` does without a run: subcommands, and Hydra flags that print and exit
-_NO_RUN = {"plugins", "check", "sync", "--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c"}
+_NO_RUN = {"plugins", "check", "sync", "doctor", "--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c"}
 _NO_RUN |= {"--version", "--shell-completion", "-sc"}
 
 
