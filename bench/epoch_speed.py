@@ -3,8 +3,10 @@
 The seed network (784-300-75-10, ReLU, softmax cross-entropy), float32, plain SGD, one epoch
 over the 55,000 MNIST training images. Contenders:
 
-- ``mlpx``: the trainer's ``fit`` with its hooks (validation on 1,000 images, no health metrics);
-  ``mlpx unfused``: the same without the optimizer step fused into the weight-gradient GEMM;
+- ``mlpx``: the trainer's ``fit`` with its hooks (validation on 1,000 images, no health metrics)
+  and its default ``blas_threads=auto``, one policy across the epochs as in a run (measured at
+  the first, re-decided between epochs); ``mlpx unfused``: the same without the optimizer step
+  fused into the weight-gradient GEMM;
 - ``plain numpy``: the straightforward vectorised loop a careful NumPy user writes first;
 - ``pytorch``: ``nn.Sequential`` + ``optim.SGD``, the CPU build;
 - ``jax``: a jitted step called from a Python loop; ``jax scan``: the whole epoch compiled into
@@ -37,6 +39,7 @@ from mlpx.builtins.losses import CrossEntropy
 from mlpx.builtins.optimizers import SGD
 from mlpx.model import MLP
 from mlpx.plugin_manager import load_plugins
+from mlpx.threads import AUTO, ThreadPolicy
 from mlpx.trainer import fit
 
 SIZES = [784, 300, 75, 10]
@@ -75,8 +78,10 @@ def mlpx_contender(x, y, batch_size, fused_updates: bool = True) -> Callable[[in
     class _Data:  # the trainer needs only these fields
         x_train, y_train, x_val, y_val, n_classes = x, y, x[:1000], y[:1000], 10
 
+    policy = ThreadPolicy(AUTO)
+
     def epoch(seed: int) -> None:
-        fit(
+        result = fit(
             model,
             loss,
             optimizer,
@@ -85,9 +90,12 @@ def mlpx_contender(x, y, batch_size, fused_updates: bool = True) -> Callable[[in
             batch_size=batch_size,
             rng=np.random.default_rng(seed),
             fused_updates=fused_updates,
+            blas_threads=policy,
             on_epoch_end=lambda e, m: host.pm.hook.on_epoch_end(run=None, epoch=e, metrics=m),
         )
+        epoch.threads.append(int(result.history[0]["blas_threads"]))
 
+    epoch.threads = []
     return epoch
 
 
@@ -325,10 +333,22 @@ def main() -> None:
         )
         for name, values in times.items():
             median = statistics.median(values)
+            used = getattr(contenders[name], "threads", None)
             print(
                 f"  {name:<12} {median:6.3f} s   x{base / median:4.2f} vs {baseline}   "
                 f"{gflop / median / peak:5.1%} of GEMM peak   (min {min(values):.3f}, max {max(values):.3f})"
+                + (f"   threads {','.join(map(str, used[1:]))}" if used else "")
             )
+        mlpx, plain, floor = (statistics.median(times[n]) for n in ("mlpx", "plain numpy", "numpy floor"))
+        print(
+            f"  mlpx / plain numpy {mlpx / plain:.2f} (goal <= 1), mlpx / numpy floor {mlpx / floor:.2f} "
+            f"(goal <= 1.15)"
+            + (
+                f", mlpx / pytorch {mlpx / statistics.median(times['pytorch']):.2f} (goal < 1)"
+                if "pytorch" in times
+                else ""
+            )
+        )
 
 
 if __name__ == "__main__":
