@@ -143,6 +143,16 @@ class Subject:
         return names
 
 
+def as_number(value: Any) -> float:
+    """A reported loss as a float; ``(loss, grads)``, as CS231n's ``loss()`` returns it, gives the loss."""
+    if isinstance(value, (tuple, list)) and value and not isinstance(value[0], (dict, list, tuple)):
+        value = value[0]
+    array = np.asarray(value, dtype=np.float64)
+    if array.size != 1:
+        raise ValueError(f"the loss has {array.size} values, not one number")
+    return float(array.reshape(-1)[0])
+
+
 def as_outputs(out: Any, n: int) -> np.ndarray:
     """forward's result as float64 (n, C): a list of column vectors (C, 1) or a single record's
     (C,) vector is accepted as the same rows."""

@@ -182,6 +182,8 @@ def _call_gradients(ctx, label, fn, net, x, y, names) -> Optional[Arrays]:
     except CodeError as error:
         ctx.add(_raised("gradient", error))
         return None
+    if isinstance(got, (list, tuple)) and sum(isinstance(part, dict) for part in got) == 1:
+        got = next(part for part in got if isinstance(part, dict))  # (loss, grads) as CS231n returns
     if not isinstance(got, dict):
         if isinstance(got, (list, tuple)) and len(got) == len(names):
             got = dict(zip(names, got, strict=True))

@@ -10,7 +10,7 @@ from mlpx.checks.numeric import fmt
 from mlpx.doctor.context import Context
 from mlpx.doctor.objective import per_record
 from mlpx.doctor.report import Finding
-from mlpx.doctor.subject import CodeError
+from mlpx.doctor.subject import CodeError, as_number
 from mlpx.doctor.thresholds import thresholds
 
 
@@ -26,7 +26,7 @@ def probe_loss(ctx: Context) -> None:
     for n in sorted({len(ctx.x), 1}, reverse=True):
         x, y = probing[:n], ctx.y[:n]
         try:
-            reported = float(subject.call("loss", subject.loss_fn, net, x.copy(), y.copy()))
+            reported = as_number(subject.call("loss", subject.loss_fn, net, x.copy(), y.copy()))
         except CodeError as error:
             ctx.add(Finding("loss", "error", str(error), kind="code-raised", where=error.where))
             return

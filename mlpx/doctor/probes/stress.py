@@ -8,7 +8,7 @@ import numpy as np
 
 from mlpx.doctor.context import Context
 from mlpx.doctor.report import Finding
-from mlpx.doctor.subject import CodeError
+from mlpx.doctor.subject import CodeError, as_number
 
 #: input scales tried in order; the first that shows a problem ends the probe
 FACTORS = (1e3, 1e5)
@@ -80,7 +80,7 @@ def _loss(ctx: Context, net, big: np.ndarray, y: np.ndarray, probs: np.ndarray, 
     if subject.loss_fn is None:
         return False
     try:
-        value = float(subject.call("loss", subject.loss_fn, net, big, y.copy()))
+        value = as_number(subject.call("loss", subject.loss_fn, net, big, y.copy()))
     except (CodeError, TypeError, ValueError):
         return False
     if np.isfinite(value):
