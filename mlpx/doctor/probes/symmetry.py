@@ -11,6 +11,7 @@ from mlpx.doctor import stepping
 from mlpx.doctor.context import Context
 from mlpx.doctor.report import Finding
 from mlpx.doctor.structure import layer_order
+from mlpx.doctor.subject import CodeError
 
 STEPS = 5
 
@@ -59,7 +60,9 @@ def probe_symmetry(ctx: Context) -> None:
         )
         return
     net = _train_a_little(ctx, net)
-    after = identical_units(subject.arrays(net), layers, ctx.n_features) if net is not None else at_start
+    if net is None:  # the code's own step raised: the training probe reports it
+        return
+    after = identical_units(subject.arrays(net), layers, ctx.n_features)
     stuck = {k: v for k, v in after.items() if k in at_start}
     if stuck:
         described = ", ".join(f"{k} ({v} units)" for k, v in stuck.items())
@@ -82,6 +85,6 @@ def _train_a_little(ctx: Context, net: Any) -> Any:
         for t in range(STEPS):
             start = (t * size) % max(len(x) - size + 1, 1)
             net = stepping.step(ctx.subject, net, x[start : start + size], y[start : start + size])
-    except Exception:
+    except (CodeError, ValueError, TypeError):
         return None
     return net
