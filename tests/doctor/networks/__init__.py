@@ -135,6 +135,8 @@ MODULES = (
     "tutorial_rashid",
     "tutorial_keras_like",
     "tutorial_micrograd",
+    "numerics_correct",
+    "numerics_broken",
 )
 
 
