@@ -503,10 +503,11 @@ CASES = [
         "num_relu_kinks_mnist_zero_bias",
         "vectorised",
         # 784-4-8-10 ReLU, zero biases, 32 real MNIST images: records whose four first-layer units
-        # are all <= 0 give z2 = b2 = 0 exactly for every unit of layer 2 (checked: 3 of 32 records),
-        # so b2 sits on the kink; relu'(0) = 0 is a valid subgradient. Away from the kink the
-        # gradient matches central differences to 4e-10
-        num({"data": MNIST32}, sizes=(784, 4, 8, 10), act="relu", bias_init=0.0, seed=4, lr=0.05),
+        # are all <= 0 give z2 = b2 = 0 exactly for every unit of layer 2 (checked: 3 of 32 records,
+        # 24 entries of z2 exactly 0.0), so b2 sits on the kink; relu'(0) = 0 is a valid
+        # subgradient. Central differences over all 32 records average the two one-sided slopes
+        # there (b2 rel 0.2); on the 29 records off the kink they match the code's gradient to 2e-10
+        num({"data": MNIST32}, sizes=(784, 4, 8, 10), act="relu", bias_init=0.0, seed=8, lr=0.05),
     ),
     Case(
         "num_converged_loss_1e-3",
