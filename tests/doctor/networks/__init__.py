@@ -137,6 +137,9 @@ MODULES = (
     "tutorial_micrograd",
     "numerics_correct",
     "numerics_broken",
+    "posted_mnist",
+    "posted_forums",
+    "posted_optim",
 )
 
 
