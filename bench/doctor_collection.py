@@ -77,7 +77,8 @@ def main(selected):
     print()
     print(f"broken networks flagged:  {flagged}/{broken}")
     print(f"labelled bugs localised:  {localised_count}/{n_bugs}")
-    print(f"kinds named:              {named}/{n_bugs}")
+    closest = sum(bug.closest_kind for case in cases for bug in case.bugs)
+    print(f"kinds named:              {named}/{n_bugs} ({closest} labelled with only the closest kind)")
     print(f"correct networks flagged: {false_alarms}/{correct} (false alarms)")
     print(f"total time:               {sum(seconds for _, seconds, _ in rows):.1f} s")
     if misses:

@@ -134,8 +134,10 @@ def infer_sizes(subject: Subject, net: Any, arrays: Dict[str, np.ndarray]) -> Tu
 
 def make_context(subject: Subject, net: Any, arrays: Dict[str, np.ndarray], data: Any, seed: int) -> Context:
     rng = np.random.default_rng(seed)
-    dtypes = {np.asarray(a).dtype for a in arrays.values()}
-    dtype = np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+    # judged at the least precise dtype among the arrays (float16 at float32's tolerances)
+    dtype = np.dtype(np.float64)
+    if any(np.asarray(a).dtype.itemsize < 8 for a in arrays.values()):
+        dtype = np.dtype(np.float32)
     tol = tolerances(dtype)
     if data is not None:
         x, y = data

@@ -32,7 +32,7 @@ class Thresholds:
 
 THRESHOLDS: Dict[np.dtype, Thresholds] = {
     np.dtype(np.float64): Thresholds(
-        gradient=1e-3,
+        gradient=1e-4,
         fingerprint=0.03,
         loss=1e-3,
         probs_sum=1e-6,

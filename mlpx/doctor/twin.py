@@ -194,9 +194,7 @@ class Twin:
             other = (
                 acts[index]
                 if variant == "previous"
-                else acts[index + 2]
-                if index + 1 < len(self.hidden)
-                else None
+                else acts[index + 2]  # for the last hidden layer: the output's probabilities
             )
             if other is None or other.shape != z.shape:
                 raise ValueError("no neighbour of that width")

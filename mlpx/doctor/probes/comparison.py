@@ -51,7 +51,7 @@ def rescue_kinks(ctx, net, array, m, g, x, y, l2g, tolerance: float) -> None:
     """Measure disagreeing functionals again with the other steps; keep the closest (a step may
     straddle a ReLU kink; one lost in rounding must not fail a correct array). Kinks spoil a
     few functionals: when most disagree, the gradient is wrong and nothing is re-measured."""
-    ratios = [s / ctx.tol.fd_steps[0] for s in ctx.tol.fd_steps[1:]]
+    ratios = (0.3, 0.1, 0.01, 3.0, 10.0, 100.0)  # other steps, relative to the first
 
     def gap(probe) -> float:
         if not probe.width:

@@ -15,7 +15,16 @@ def probe_data(ctx: Context) -> None:
     subject = ctx.subject
     if ctx.user_data:
         top = float(np.max(np.abs(ctx.x)))
-        if top > MAX_INPUT:
+        if top > MAX_INPUT and not _looks_like_pixels(ctx.x):
+            ctx.add(
+                Finding(
+                    "data",
+                    "warning",
+                    f"the inputs given in data= reach {top:g}: large inputs slow "
+                    "training and saturate units; standardising them usually helps",
+                )
+            )
+        elif top > MAX_INPUT:
             ctx.add(
                 Finding(
                     "data",
@@ -55,6 +64,12 @@ def probe_data(ctx: Context) -> None:
             ctx.add(Finding("data", "error", "prepare_inputs returns nan or inf"))
     if subject.encode_labels is not None:
         _labels(ctx)
+
+
+def _looks_like_pixels(x: np.ndarray) -> bool:
+    """Unscaled image pixels: whole numbers in 0..255."""
+    x = np.asarray(x, dtype=np.float64)
+    return bool(x.min() >= 0 and x.max() <= 255 and np.mean(x == np.round(x)) > 0.9)
 
 
 def _labels(ctx: Context) -> None:

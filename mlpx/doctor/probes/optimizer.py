@@ -25,6 +25,17 @@ _MISTAKE_KINDS = {
     "plain SGD: the velocity is not used": "momentum-velocity-not-stored",
 }
 _ASCENT = "the step goes up the gradient (+ lr instead of - lr)"
+_EMA_FORGOTTEN = "the average v = mu v + (1 - mu) g is not kept: every step is lr (1 - mu) g"
+
+
+def _ema_velocity_forgotten(p, grads, lr, hp):
+    keep = 1 - hp.get("momentum", 0.9)
+    return SGD.variants["v = mu v + g; p -= lr v"](p, [keep * g for g in grads], lr, {"momentum": 0.0})
+
+
+#: mistakes of the doctor's own, beyond the plugin checks' families
+_EXTRA_MISTAKES = {"momentum": {_EMA_FORGOTTEN: _ema_velocity_forgotten}}
+_MISTAKE_KINDS[_EMA_FORGOTTEN] = "momentum-velocity-not-stored"
 _MISTAKE_KINDS[_ASCENT] = "gradient-ascent-sign-error"
 
 
@@ -73,6 +84,31 @@ def probe_optimizer(ctx: Context) -> None:
     _compare(ctx, kind, starts, grads, after, hyper, lrs)
 
 
+#: path segments that name optimizer state, never the parameters themselves
+_STATE_WORDS = {
+    "velocity",
+    "velocities",
+    "vel",
+    "v",
+    "m",
+    "s",
+    "r",
+    "moment",
+    "moments",
+    "momentum",
+    "momentums",
+    "cache",
+    "caches",
+    "prev",
+    "previous",
+    "old",
+    "accum",
+    "accumulator",
+    "first_moment",
+    "second_moment",
+}
+
+
 def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray], old_params: set) -> None:
     """State that shares memory with a parameter only after stepping (``previous = p``), or one
     state array under two names (``m = v``): an in-place step then changes both."""
@@ -91,6 +127,10 @@ def _aliasing(ctx: Context, net, before: Dict[str, np.ndarray], old_params: set)
             and id(before[path]) not in old_params
         ):
             hit.setdefault(owners[id(array)], f"{path} became the parameter {owners[id(array)]} itself")
+    for path, array in after.items():
+        # state named like state (velocity, m, v, cache, previous, ...) that is a parameter itself
+        if id(array) in owners and _STATE_WORDS & set(path.lower().split(".")[:-1]):
+            hit.setdefault(owners[id(array)], f"{path} is the parameter {owners[id(array)]} itself")
     by_id: Dict[int, List[str]] = {}
     for path, array in after.items():
         if id(array) not in owners and array.shape in shapes:
@@ -151,7 +191,7 @@ def _compare(ctx, kind, starts, grads, after, hyper, lrs: List[float]) -> None:
             continue
         mistakes = {
             label: _distance(ref(p0, grads[name], schedule, roles), user, p0)
-            for label, ref in family.mistakes.items()
+            for label, ref in {**family.mistakes, **_EXTRA_MISTAKES.get(kind, {})}.items()
         }
         named = [label for label, e in mistakes.items() if e <= max(limits.optimizer, 1e-6) * 10]
         ascent = min(

@@ -18,6 +18,35 @@ def probe_stress(ctx: Context) -> None:
     for factor in FACTORS:
         if _stress(ctx, factor):
             return
+    _large_logits(ctx)
+
+
+#: every array multiplied by this: large logits even where inputs cannot make them (sigmoid layers)
+LOGIT_FACTOR = 1000.0
+
+
+def _large_logits(ctx: Context) -> None:
+    """A softmax must stay finite for any logits: with every array scaled up, the logits are
+    huge whatever the hidden layers saturate at. Judged only for softmax outputs, where a
+    non-finite result can only be the softmax's exp."""
+    if not ctx.facts.get("softmax_outputs"):
+        return
+    subject = ctx.subject
+    net = subject.fresh()
+    for array in subject.arrays(net).values():
+        array *= LOGIT_FACTOR
+    n = subject.check_batch or len(ctx.x)
+    probs = subject.forward(net, ctx.x[:n])
+    if not np.all(np.isfinite(probs)):
+        ctx.add(
+            Finding(
+                "stress",
+                "error",
+                f"with every array x{LOGIT_FACTOR:g} (logits in the thousands), "
+                "forward returns nan or inf: exp of large logits overflows",
+                kind="softmax-overflow-no-max-subtraction",
+            )
+        )
 
 
 def _stress(ctx: Context, factor: float) -> bool:

@@ -77,6 +77,9 @@ class Bug:
     check: str
     kind: str
     params: Tuple[str, ...] = ()
+    #: no vocabulary slug names this mistake and ``kind`` is only the closest: the doctor is held
+    #: to the check and the arrays, not to the name
+    closest_kind: bool = False
 
     def __post_init__(self):
         assert self.check in CHECKS, self.check
