@@ -143,6 +143,8 @@ MODULES = (
     "posted_mnist",
     "posted_forums",
     "posted_optim",
+    "contract_correct",
+    "contract_broken",
 )
 
 
