@@ -6,6 +6,7 @@ diverging training run is the learning rate's fault). A probe that cannot run is
 the reason; the user's code raising inside a probe is a finding naming the line.
 """
 
+import copy
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -134,7 +135,7 @@ def _setup(subject: Subject, data: Any, report: Report) -> Context:
     if subject.params_fn is None:
         names = subject.discover(net)
         live = _live_arrays(subject, net, names)
-        subject.paths = {k: v for k, v in subject.paths.items() if k in live}
+        subject.keep(live)
         if not subject.paths:
             raise DoctorError(
                 "no trainable arrays found in the network: pass params=lambda net: {name: array}"
@@ -149,8 +150,49 @@ def _setup(subject: Subject, data: Any, report: Report) -> Context:
     if bad:
         raise DoctorError(f"params(net) must map names to NumPy arrays; {', '.join(bad)} are not arrays")
     ctx = make_context(subject, net, arrays, data, subject.seed or 0)
+    if subject.params_fn is None:
+        _drop_constants(ctx, net, report)
     ctx.unsaturate(net)
     return ctx
+
+
+#: names of arrays that hold preprocessing constants, not weights
+_CONSTANT_WORDS = ("mean", "std", "mu", "sigma", "var", "variance", "scale", "norm", "min", "max", "avg")
+
+
+def _drop_constants(ctx: Context, net: Any, report: Report) -> None:
+    """Discovered arrays forward reads but the code never trains (an input mean and std): those
+    its own gradients leave out, or, with only an update, those it leaves unchanged and that are
+    named like constants."""
+    subject = ctx.subject
+    x, y = ctx.batch()
+    names = list(subject.paths)
+    try:
+        if subject.gradients_fn is not None:
+            got = subject.call("gradients", subject.gradients_fn, copy.deepcopy(net), x.copy(), y.copy())
+            if isinstance(got, (list, tuple)):
+                got = next((part for part in got if isinstance(part, dict)), {})
+            keys = {str(k) for k in dict(got)} if isinstance(got, dict) else set()
+            trained = {n for n in names if n in keys or any(k.endswith(n) for k in keys)}
+            constants = [n for n in names if n not in trained] if trained else []
+        elif subject.update_fn is not None:
+            twin = copy.deepcopy(net)
+            before = subject.copies(twin)
+            twin = subject.step(twin, "update", subject.update_fn, x.copy(), y.copy())
+            after = subject.copies(twin)
+            constants = [
+                n
+                for n in names
+                if np.array_equal(before[n], after[n])
+                and n.split(".")[-1].strip("[]'").lower() in _CONSTANT_WORDS
+            ]
+        else:
+            return
+    except (CodeError, TypeError, ValueError):
+        return
+    if constants and len(constants) < len(names):
+        subject.paths = {k: v for k, v in subject.paths.items() if k not in constants}
+        report.notes.append(f"not trained by the code, so not checked: {', '.join(constants)}")
 
 
 def _live_arrays(subject: Subject, net: Any, names: List[str]) -> List[str]:

@@ -135,12 +135,17 @@ class Subject:
     # ------------------------------------------------------------ discovery
 
     def discover(self, net: Any) -> List[str]:
-        """Find the float arrays of ``net`` (attributes, lists, dicts); return their names."""
+        """Find the float arrays of ``net`` (attributes, lists, dicts); return their full paths."""
         found: Dict[int, Tuple[str, List[Step]]] = {}
         _walk(net, [], 0, found, set())
-        names = _short_names([path for _, path in found.values()])
-        self.paths = dict(zip(names, (path for _, path in found.values()), strict=True))
-        return names
+        self.paths = {render(path): path for _, path in found.values()}
+        return list(self.paths)
+
+    def keep(self, names: List[str]) -> None:
+        """Keep the discovered arrays ``names`` (the trainable ones) and name them for the report:
+        an array in a dict by its key when no other kept array has that name, else its path."""
+        kept = [self.paths[n] for n in names]
+        self.paths = dict(zip(_short_names(kept), kept, strict=True))
 
 
 def as_number(value: Any) -> float:
@@ -178,15 +183,17 @@ def render(path: List[Step]) -> str:
 
 
 def _short_names(paths: List[List[Step]]) -> List[str]:
-    """Full paths, except that an array kept in a dict is named by its key when that is unique."""
+    """Full paths, except that an array kept in a dict is named by its key when no other array
+    has that key or that name (``params['W1']`` is ``W1`` unless an attribute ``W1`` exists)."""
+    full = [render(p) for p in paths]
     keys = [str(p[-1][1]) for p in paths if p[-1][0] == "key"]
     names = []
-    for path in paths:
+    for path, name in zip(paths, full, strict=True):
         last = str(path[-1][1])
-        if path[-1][0] == "key" and keys.count(last) == 1 and len(path) > 1:
+        if path[-1][0] == "key" and len(path) > 1 and keys.count(last) == 1 and last not in full:
             names.append(last)
         else:
-            names.append(render(path))
+            names.append(name)
     return names
 
 

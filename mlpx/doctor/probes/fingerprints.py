@@ -40,6 +40,18 @@ def _fingerprint(ctx: Context, m: ArrayMeasurement, g, l2g, l2_on: bool, verdict
     bias = is_bias(m.name, m.value)
     mean = ctx.subject.objective.reduction == "mean"
     flat = g.ravel()
+    truth = np.abs(m.true(m.entries)).max(initial=0.0)
+    layers = ctx.facts.get("layers") or []
+    output_bias = bool(layers) and m.name in layers[-1][1:] and ctx.facts.get("softmax_outputs")
+    # (with as many records as classes a sum over the wrong axis is zero too: the twin tells them apart)
+    if bias and output_bias and truth and np.abs(flat).max() <= 1e-9 * truth and n != flat.size:
+        # a softmax delta sums to zero over the classes: collapsed to its sum, this bias gets 0
+        verdict.kind = "bias-grad-collapsed-to-scalar"
+        verdict.shape_note = (
+            "its gradient is zero, so this bias never moves: the output delta summed over every axis is 0, "
+            "since each record's softmax delta sums to zero over the classes"
+        )
+        return
     if bias and flat.size > 1 and np.ptp(flat) <= 1e-12 * max(np.abs(flat).max(), 1e-300):
         verdict.kind = "bias-grad-collapsed-to-scalar"
         value = float(flat[0])

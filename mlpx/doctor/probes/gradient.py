@@ -21,9 +21,10 @@ from mlpx.doctor.context import Context
 from mlpx.doctor.measure import measure_arrays
 from mlpx.doctor.probes.comparison import Verdict
 from mlpx.doctor.probes.fingerprints import judge, name_by_twin, name_dropout, overwritten_biases
-from mlpx.doctor.probes.sources import Source, call_gradients, code_gradients
+from mlpx.doctor.probes.sources import Source, call_gradients, code_gradients, inferred_from_update
 from mlpx.doctor.report import Finding
 from mlpx.doctor.structure import layer_of, layer_order
+from mlpx.doctor.subject import CodeError
 from mlpx.doctor.thresholds import thresholds
 
 Arrays = Dict[str, np.ndarray]
@@ -43,7 +44,7 @@ def probe_gradient(ctx: Context) -> None:
         {k: np.asarray(v) for k, v in arrays.items()}, ctx.n_features, ctx.n_classes
     )
     focus = sources[0].gradients
-    if _gradient_draws_masks_forward_does_not(ctx, net, x, y, sources[0]):
+    if any(_gradient_draws_masks_forward_does_not(ctx, net, x, y, source) for source in sources):
         return
     measured = measure_arrays(ctx, net, arrays, x, y, focus={k: v for k, v in focus.items() if k in arrays})
     for name in _dead_to_forward(ctx, net, arrays, measured, x):
@@ -74,29 +75,38 @@ def probe_gradient(ctx: Context) -> None:
 
 
 def _gradient_draws_masks_forward_does_not(ctx: Context, net, x, y, source: "Source") -> bool:
-    """With seed=, a gradient that changes with the seed while forward does not (forward in
-    evaluation mode, gradients with dropout) cannot be compared: say so instead of a false alarm."""
+    """A gradient (or update) that changes from one call to the next, or with the seed, while
+    forward does not (forward in evaluation mode, training with dropout) cannot be compared with
+    forward's differences: say so instead of calling correct code wrong."""
     subject = ctx.subject
-    if subject.seed is None or ctx.facts.get("uses_global_random") or source.label != "gradients":
+    if ctx.facts.get("uses_global_random") or subject.random_forward or source.label == "optimizer gradients":
         return False
     seed = subject.seed
     try:
-        subject.seed = seed + 1
-        again = call_gradients(ctx, "gradients", subject.gradients_fn, net, x, y, list(source.gradients))
+        subject.seed = None if seed is None else seed + 1
+        if source.label == "gradients":
+            again = call_gradients(ctx, "gradients", subject.gradients_fn, net, x, y, list(source.gradients))
+        else:
+            again = inferred_from_update(ctx, net, x, y)
+    except CodeError:
+        return False
     finally:
         subject.seed = seed
-    if again is None or all(np.array_equal(again[k], v) for k, v in source.gradients.items() if k in again):
+    if again is None or all(
+        k in again and np.allclose(again[k], v, rtol=1e-9, atol=0) for k, v in source.gradients.items()
+    ):
         return False
+    what = "gradients()" if source.label == "gradients" else "update()"
     ctx.add(
         Finding(
             "gradient",
             "warning",
-            "gradients() draws random masks (dropout) but forward does not: "
-            "the gradient cannot be checked against forward. Make forward apply the same masks "
-            "(training mode) when the doctor calls it",
+            f"{what} gives another result on a second call (dropout drawn from np.random?) while forward "
+            "does not: the gradient cannot be checked against forward. Make forward apply the same masks "
+            "(training mode) when the doctor calls it, and pass seed=",
         )
     )
-    ctx.facts.setdefault("skipped", {})["gradient"] = "gradients are random, forward is not"
+    ctx.facts.setdefault("skipped", {})["gradient"] = f"{what} is random, forward is not"
     return True
 
 

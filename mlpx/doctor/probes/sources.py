@@ -30,7 +30,7 @@ def code_gradients(ctx: Context, net: Any, x: np.ndarray, y: np.ndarray):
         if got is not None:
             yield Source("gradients", got)
     if subject.update_fn is not None:
-        got = _inferred_from_update(ctx, net, x, y)
+        got = inferred_from_update(ctx, net, x, y)
         if got is not None:
             yield Source("update", got)
     if subject.optimizer is not None and callable(subject.optimizer.get("gradients")):
@@ -106,7 +106,7 @@ def _bare_names(key: str) -> List[str]:
     return found
 
 
-def _inferred_from_update(ctx, net, x, y) -> Optional[Arrays]:
+def inferred_from_update(ctx, net, x, y) -> Optional[Arrays]:
     subject = ctx.subject
     twin = copy.deepcopy(net)
     before = subject.copies(twin)
