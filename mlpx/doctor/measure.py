@@ -118,7 +118,6 @@ def remeasure(
 
 def _probe(ctx, net, array, x, y, variants, displacement, index) -> Probe:
     saved = array.copy()
-    saved64 = saved.astype(np.float64)
     try:
         array[...] = saved + displacement
         up_at = array.astype(np.float64)
@@ -135,7 +134,6 @@ def _probe(ctx, net, array, x, y, variants, displacement, index) -> Probe:
     delta = up_at - down_at
     if index is not None:
         delta = float(delta[index])
-    del saved64
     return Probe(index, delta, changes)
 
 

@@ -30,9 +30,8 @@ def step(subject: Subject, net: Any, x: np.ndarray, y: np.ndarray) -> Any:
     if subject.update_fn is not None:
         return subject.step(net, "update", subject.update_fn, x, y)
     if subject.optimizer is not None:
-        grads = subject.call("optimizer gradients", subject.optimizer["gradients"], net, x, y)
+        subject.call("optimizer gradients", subject.optimizer["gradients"], net, x, y)  # stored on net
         subject.call("optimizer step", subject.optimizer["step"], net)
-        del grads
         return net
     grads = subject.call("gradients", subject.gradients_fn, net, x, y)
     lr = subject.learning_rate(net)
