@@ -153,12 +153,15 @@ def _register(host: PluginHost, plugin: object, name: str, source: str, version:
 
 
 def _drop_unknown_hooks(host: PluginHost) -> None:
-    """pluggy accepts impls that match no spec (a typo); report and unload those plugins."""
+    """pluggy accepts impls that match no spec (a typo); report and unload those plugins, except
+    for impls marked ``@hookimpl(optionalhook=True)``: hooks of another mlpx version, say."""
     known = sorted(n for n in dir(hookspecs) if getattr(getattr(hookspecs, n), "mlpx_spec", None))
     for hook_name, caller in list(vars(host.pm.hook).items()):
         if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
             continue
         for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
             info = _info(host, impl.plugin_name)
             host.registry.failures.append(
                 LoadFailure(
