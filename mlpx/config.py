@@ -75,6 +75,9 @@ class TrackingConfig:
     plots: bool = True  # curves, health, confusion matrix and confident mistakes as PNG
     best_metric: str = "val_acc"  # a sweep's best run, tagged on its parent run
     best_mode: Mode = Mode.max
+    log_model: bool = True  # the trained MLP as an MLflow pyfunc model (a LoggedModel of the run)
+    register_model: Optional[str] = None  # NAME: register the run's model as a new version of NAME
+    register_best: Optional[str] = None  # NAME: a sweep registers its best run's model, alias "best"
 
 
 @dataclass

@@ -126,11 +126,35 @@ class SweepTracking(Callback):
         ):
             self._client.set_tag(parent, key, value)
         self._client.log_metric(parent, f"best_{metric}", best[metric])
+        register_as = OmegaConf.select(config, "tracking.register_best", default=None)
+        if register_as:
+            self._register_best(register_as, best["run_id"])
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"sweep_{metric}.png"
             path.write_bytes(sweep_plot(summary))
             self._client.log_artifact(parent, str(path))
         log.info("best run by %s %s: %s (%s = %.4g)", mode, metric, best["run_name"], metric, best[metric])
+
+    def _register_best(self, name: str, run_id: str) -> None:
+        """Register the best run's model as a new version of ``name`` and point the alias
+        ``best`` at it (``models:/NAME@best``); tag the parent with the version."""
+        from mlflow.exceptions import MlflowException
+
+        outputs = self._client.get_run(run_id).outputs
+        model_ids = [output.model_id for output in (outputs.model_outputs if outputs else [])]
+        if not model_ids:
+            log.warning("tracking.register_best=%s: the best run %s logged no model", name, run_id)
+            return
+        try:
+            self._client.create_registered_model(name)
+        except MlflowException as exc:  # it exists: add a version
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = self._client.get_logged_model(model_ids[-1]).artifact_location
+        version = self._client.create_model_version(name, source, run_id=run_id, model_id=model_ids[-1])
+        self._client.set_registered_model_alias(name, "best", version.version)
+        self._client.set_tag(self._parent_id, "mlpx.sweep.registered", f"{name} version {version.version}")
+        log.info("registered the best run's model as %s version %s (alias best)", name, version.version)
 
     def _children(self) -> List[Any]:
         return self._client.search_runs(
