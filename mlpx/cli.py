@@ -36,7 +36,6 @@ from mlpx.tracking import (
     config_hash,
     finished_run_with_hash,
     flatten,
-    git_commit,
     ui_hint,
 )
 
@@ -262,7 +261,12 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
             print(f"skipped (resume): already FINISHED as MLflow run {done.info.run_id}", flush=True)
             return done.data.metrics.get("test_acc", float("nan"))
     tracker = MlflowTracker(
-        cfg.tracking.uri, cfg.tracking.experiment, cfg.tracking.artifact_location, cfg.tracking.plots
+        cfg.tracking.uri,
+        cfg.tracking.experiment,
+        cfg.tracking.artifact_location,
+        cfg.tracking.plots,
+        log_model=cfg.tracking.log_model,
+        register_model=cfg.tracking.register_model,
     )
     tags = {**_run_tags(cfg, components, output_dir, digest), **(user.tags() if user else {})}
     tracker.open(flatten(resolved), tags, run_name)
@@ -294,6 +298,9 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         host.pm.register(observer)
     try:
         result = (execute if user is None else execute_network)(run, host.pm.hook)
+    except BaseException as exc:  # a plugin's on_run_end raised before the tracker's (trylast) ran
+        tracker.close(exc)
+        raise
     finally:
         for observer in observers:
             host.pm.unregister(observer)
@@ -329,7 +336,7 @@ def _doctor_gate(user: UserNetwork, tracker: MlflowTracker) -> str:
 
 
 def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dict:
-    """The run's tags: seed, output folder, config hash, BLAS threads, plugins, git commit."""
+    """The run's tags: seed, output folder, config hash, BLAS threads, plugins (git: the helper)."""
     tags = {
         "mlpx.seed": str(cfg.seed),
         "mlpx.output_dir": str(output_dir),
@@ -340,9 +347,6 @@ def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dic
         tags[f"mlpx.plugin.{kind}"] = component.name
         tags[f"mlpx.plugin.{kind}.version"] = component.version
         tags[f"mlpx.plugin.{kind}.source"] = component.source
-    commit = git_commit(PROJECT_ROOT)
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
     return tags
 
 

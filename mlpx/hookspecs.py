@@ -18,7 +18,22 @@ without hyperparameters passes ``config=None``. Networks are the exception: thei
 no arguments (see ``register_networks``).
 
 Lifecycle hooks are called by the trainer on every registered plugin that implements them; an
-implementation may accept any subset of a hook's arguments.
+implementation may accept any subset of a hook's arguments. Their ``run`` (the
+``mlpx.runner.RunContext``) logs to the run's MLflow run, through the MLflow helper process (so
+a tracking server that died mid-run gets them later from ``mlpx sync``)::
+
+    run.log_metric(key, value, step=None)     # step: e.g. the epoch; None is MLflow's step 0
+    run.log_param(key, value)                 # params cannot change once logged
+    run.set_tag(key, value)                   # at once; ``run.tags[key] = value`` at the run's end
+    run.log_artifact(local_path, artifact_path=None)   # sent when it returns: may be a temp file
+
+They work in ``on_run_start``, ``on_epoch_end`` and ``on_run_end``: mlpx's tracker attaches
+itself first (``tryfirst``) and closes the MLflow run last (``trylast``), after every other
+plugin's ``on_run_end``. ``plugins/lifecycle/per_class_accuracy.py`` is an example.
+
+A plugin name that matches no hook here is an error that unloads the plugin (a typo), unless
+the implementation is marked ``@mlpx.hookimpl(optionalhook=True)``: a hook that only some mlpx
+versions call.
 """
 
 import pluggy
@@ -147,7 +162,8 @@ def register_networks(register):
 def on_run_start(run):
     """A run is about to train: ``run`` is the ``mlpx.runner.RunContext`` (config, model,
     components, dataset). Plugins may add MLflow tags to ``run.tags``; they are logged when the
-    run ends."""
+    run ends. ``run.log_metric``, ``run.log_param``, ``run.set_tag`` and ``run.log_artifact``
+    log at once (see the module docstring)."""
 
 
 @hookspec
@@ -155,11 +171,14 @@ def on_epoch_end(run, epoch, metrics):
     """An epoch finished. ``epoch`` counts from 1; ``metrics`` maps metric names
     (``train_loss``, ``val_loss``, ``val_ce``, ``val_acc``, ``epoch_seconds``, ...) to floats.
 
-    Return a sentence saying why to stop training now (early stopping), or None to go on."""
+    Return a sentence saying why to stop training now (early stopping), or None to go on.
+    ``run.log_metric(key, value, step=epoch)`` adds a curve beside mlpx's own."""
 
 
 @hookspec
 def on_run_end(run, result, error):
     """A run ended. On success ``result`` is the ``mlpx.runner.RunResult`` and ``error`` is
     None; on failure ``result`` is None and ``error`` is the exception, re-raised afterwards.
-    Implementations must not raise: close what ``on_run_start`` opened."""
+    Implementations must not raise: close what ``on_run_start`` opened. The MLflow run is still
+    open: the tracker ends it after every other implementation, so ``run.tags`` set and
+    ``run.log_*`` calls made here are recorded."""

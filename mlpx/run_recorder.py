@@ -6,17 +6,20 @@ plugin loading, data loading and the checks in the main process. Its methods tak
 only str, float, int, dict and list, so requests pickle cheaply and no MLflow type crosses over.
 """
 
+import contextlib
 import os
 import pickle
 import signal
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from mlpx.spool import HTTP_LIMITS, Spool, unreachable
 from mlpx.stale_runs import HEARTBEAT_TAG, now_ms
 
 _MAX_TAG_LENGTH = 5000
+#: the pyfunc model's code (models from code), run by MLflow where the model loads: never imported here
+MODEL_CODE = Path(__file__).resolve().with_name("mlflow_model.py")
 
 
 class RunRecorder:
@@ -68,17 +71,23 @@ class RunRecorder:
         run_name: Optional[str],
         environment: Mapping[str, str],
         cwd: str,
+        main_file: Optional[str] = None,
+        code_dir: Optional[str] = None,
     ) -> str:
         """Create the experiment if needed and the run (status RUNNING) with its params.
 
         ``environment`` and ``cwd`` are the main process's now: they may have changed since
         this helper started (``hydra.job.env_set``, ``hydra.job.chdir``), and MLflow's stores
-        and artifact clients read both.
+        and artifact clients read both. The user, source and git tags are MLflow's own
+        (``resolve_tags``, as ``mlflow.start_run`` sets them) for the main process's
+        ``main_file``; when that is no git checkout (the ``mlpx`` console script), for mlpx's
+        ``code_dir``.
         """
         os.environ.clear()
         os.environ.update(environment)
         for name, value in HTTP_LIMITS.items():  # a dead server costs seconds, not minutes
             os.environ.setdefault(name, value)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is the user's
         os.chdir(cwd)
         self._uri, self._folder = uri, tags.get("mlpx.output_dir")
         from mlflow import MlflowClient
@@ -89,7 +98,8 @@ class RunRecorder:
         experiment_id = prepare_experiment(uri, experiment, artifact_location)
         self._client = MlflowClient(uri)
         self._experiment_id = experiment_id
-        run = self._client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
+        tags = _context_tags(tags, main_file, code_dir)
+        run = self._client.create_run(experiment_id, tags=tags, run_name=run_name)
         self.run_id = run.info.run_id
         parent = tags.get("mlflow.parentRunId")
         if parent:  # the sweep's process is alive while it starts jobs
@@ -129,6 +139,97 @@ class RunRecorder:
     def log_artifact(self, path: str, artifact_path: Optional[str] = None) -> None:
         self._client.log_artifact(self.run_id, path, artifact_path)
 
+    def log_metric(self, key: str, value: float, step: Optional[int], timestamp_ms: int) -> None:
+        """A plugin's metric (``run.log_metric``); MLflow's step 0 when ``step`` is None."""
+        from mlflow.entities import Metric
+
+        self._client.log_batch(self.run_id, metrics=[Metric(key, float(value), timestamp_ms, step or 0)])
+
+    def log_param(self, key: str, value: str) -> None:
+        self._client.log_param(self.run_id, key, value)
+
+    def log_inputs(self, splits: List[Mapping[str, Any]]) -> None:
+        """Log each split as an MLflow dataset (``mlflow.data.from_numpy`` + ``log_input``'s call).
+
+        A split is {name, digest, source, context, features: [shape, dtype], targets: [shape,
+        dtype]}: a dataset entity holds the schema and shape, never the values, so arrays of
+        zero strides stand in for the data, which need not cross the pipe.
+        """
+        import warnings
+
+        import mlflow.data
+        import numpy as np
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        inputs = []
+        for split in splits:  # (the source path also reads as a URI: MLflow warns, and picks the path)
+            features, targets = (
+                np.broadcast_to(np.zeros((), dtype=split[part][1]), tuple(split[part][0]))
+                for part in ("features", "targets")
+            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
+                dataset = mlflow.data.from_numpy(
+                    features, split["source"], targets, name=split["name"], digest=split["digest"]
+                )
+            context = [InputTag(MLFLOW_DATASET_CONTEXT, split["context"])]
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=context))
+        self._client.log_inputs(self.run_id, datasets=inputs)
+
+    def log_model(
+        self,
+        weights: str,
+        network: Mapping[str, Any],
+        activation_code: str,
+        input_example: List[List[float]],
+        register_as: Optional[str] = None,
+    ) -> str:
+        """Log the trained MLP as an MLflow pyfunc model, a LoggedModel linked to the run; return
+        its ``models:/`` URI. ``register_as``: also register it as a new version of that model.
+
+        The model is ``mlpx/mlflow_model.py`` (models from code: no pickle of mlpx objects) with
+        ``weights`` (a .npz of plain arrays), ``network`` (its layer count, dtype, activation) and
+        the activation's source file ``activation_code``. Requirements are given, not inferred
+        (MLflow infers them by loading the model in a subprocess: seconds).
+        """
+        import json
+        import tempfile
+
+        import mlflow
+        import numpy as np
+        from mlflow.models import Model, ModelSignature
+        from mlflow.types import Schema, TensorSpec
+
+        mlflow.set_tracking_uri(self._uri)
+        if self._experiment_id is None:  # replayed by ``mlpx sync``
+            self._experiment_id = self._client.get_run(self.run_id).info.experiment_id
+        mlflow.set_experiment(experiment_id=self._experiment_id)  # the LoggedModel's experiment
+        dtype = np.dtype(network["dtype"])
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(dtype, (-1, network["n_features"]))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, network["n_classes"]))]),
+        )
+        with tempfile.TemporaryDirectory() as folder, _quiet():
+            spec_path = Path(folder) / "network.json"
+            spec_path.write_text(json.dumps(network, indent=2))
+            # what mlflow.pyfunc.log_model calls, given the run: this process has no active run
+            info = Model.log(
+                artifact_path=None,
+                name="model",
+                flavor=mlflow.pyfunc,
+                run_id=self.run_id,
+                python_model=str(MODEL_CODE),
+                artifacts={"weights": weights, "network": str(spec_path)},
+                code_paths=[activation_code],
+                signature=signature,
+                input_example=np.asarray(input_example, dtype=dtype),
+                pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+            )
+        if register_as:
+            mlflow.register_model(info.model_uri, register_as)
+        return info.model_uri
+
     def close(self, status: str, tags: Mapping[str, str]) -> None:
         """Set the final tags and end the run with ``status`` (FINISHED, FAILED or KILLED)."""
         if self.run_id is None:
@@ -137,6 +238,54 @@ class RunRecorder:
             self.set_tags(tags)
         finally:  # a tag MLflow refuses must not leave the run RUNNING
             self._client.set_terminated(self.run_id, status)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Without MLflow's advice on type hints and its INFO line on validating the input example."""
+    import logging
+    import warnings
+
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*type hints", category=UserWarning)
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+def _context_tags(
+    tags: Mapping[str, str], main_file: Optional[str], code_dir: Optional[str]
+) -> Dict[str, str]:
+    """``tags`` over MLflow's own run-context tags (user, source name and type, git commit,
+    branch and repository URL) for ``main_file``, with the git tags of ``code_dir`` if
+    ``main_file`` is not in a checkout."""
+    from mlflow.tracking.context.registry import resolve_tags
+    from mlflow.utils import git_utils
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
+
+    saved = sys.argv[:]
+    if main_file:
+        sys.argv[:1] = [main_file]  # MLflow reads the main file's path from sys.argv[0]
+    try:
+        resolved = resolve_tags(dict(tags))
+    finally:
+        sys.argv[:] = saved
+    if MLFLOW_GIT_COMMIT not in resolved and code_dir:
+        for key, read in (
+            (MLFLOW_GIT_COMMIT, git_utils.get_git_commit),
+            (MLFLOW_GIT_BRANCH, git_utils.get_git_branch),
+            (MLFLOW_GIT_REPO_URL, git_utils.get_git_repo_url),
+        ):
+            value = read(code_dir)
+            if value:
+                resolved[key] = value
+    return resolved
 
 
 # ---------------------------------------------------------------- the helper's side of the pipe

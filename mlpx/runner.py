@@ -18,7 +18,7 @@ from mlpx.checks import CHECKED_KINDS, CheckReport, NetworkCheck, check_componen
 from mlpx.config import hyperparameters
 from mlpx.datasets import Dataset
 from mlpx.diagnostics.rules import Finding, diagnose
-from mlpx.errors import ConfigError, PluginError
+from mlpx.errors import ConfigError, PluginError, TrackingError
 from mlpx.model import MLP
 from mlpx.numerics import one_hot, softmax
 from mlpx.plugin_manager import PluginHost
@@ -39,6 +39,32 @@ class RunContext:
     output_dir: Path
     shuffle_rng: np.random.Generator = field(repr=False)
     tags: Dict[str, str] = field(default_factory=dict)  # plugins add tags; tracking logs them
+    _tracker: Any = field(default=None, repr=False)  # the MLflow tracker, from its on_run_start
+
+    def attach_tracker(self, tracker: Any) -> None:
+        """Called by the tracking plugin before any other ``on_run_start``."""
+        self._tracker = tracker
+
+    def _tracking(self, call: str) -> Any:
+        if self._tracker is None:
+            raise TrackingError(f"run.{call}: this run is not tracked (no MLflow tracker is attached to it)")
+        return self._tracker
+
+    def log_metric(self, key: str, value: float, step: Optional[int] = None) -> None:
+        """Log a metric to the run's MLflow run (step 0 when None), through the helper process."""
+        self._tracking("log_metric").log_metric(key, value, step)
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Log a param (MLflow params cannot change once logged)."""
+        self._tracking("log_param").log_param(key, value)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set a tag on the run's MLflow run now (``run.tags`` are set when the run ends)."""
+        self._tracking("set_tag").set_tag(key, value)
+
+    def log_artifact(self, local_path: str, artifact_path: Optional[str] = None) -> None:
+        """Upload a file as an artifact (under ``artifact_path``); it is sent when this returns."""
+        self._tracking("log_artifact").log_artifact(local_path, artifact_path)
 
 
 @dataclass

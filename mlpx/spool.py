@@ -85,7 +85,7 @@ def sync(folder: Path, uri: Optional[str] = None) -> str:
     from mlflow import MlflowClient
 
     recorder = RunRecorder()
-    recorder.run_id, recorder._client = header["run_id"], MlflowClient(uri)
+    recorder.run_id, recorder._client, recorder._uri = header["run_id"], MlflowClient(uri), uri
     for number, call in enumerate(calls, start=1):
         if number <= done:
             continue

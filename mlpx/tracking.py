@@ -6,10 +6,9 @@ own MLflow calls happen in the helper process (``mlpx.run_recorder``). Everythin
 basic launcher - cannot collide.
 """
 
-import getpass
 import logging
 import os
-import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,10 +18,12 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from mlpx import signals
+from mlpx.config import hyperparameters
 from mlpx.diagnostics.rules import diagnose, render, summary
 from mlpx.errors import DivergenceError, TrackingError
 from mlpx.helper_process import RemoteRecorder
 from mlpx.hookspecs import hookimpl
+from mlpx.model import MLP
 from mlpx.stale_runs import owner_tags
 from mlpx.store_lock import open_store
 
@@ -137,21 +138,6 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> Dict[str, str]:
     return flat
 
 
-def git_commit(directory: Path) -> Optional[str]:
-    """The commit checked out in ``directory``, or None outside a git work tree."""
-    try:
-        completed = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return completed.stdout.strip() or None if completed.returncode == 0 else None
-
-
 class MlflowTracker:
     """Lifecycle plugin that records one run in MLflow, through the helper process.
 
@@ -168,8 +154,12 @@ class MlflowTracker:
         artifact_location: Optional[str],
         plots: bool = True,
         recorder: Optional[RemoteRecorder] = None,
+        log_model: bool = True,
+        register_model: Optional[str] = None,
     ) -> None:
         self.uri = uri
+        self.log_model = log_model
+        self.register_model = register_model
         self.experiment = experiment
         self.artifact_location = artifact_location
         self.plots = plots
@@ -187,10 +177,7 @@ class MlflowTracker:
 
     def open(self, params: Mapping[str, str], tags: Mapping[str, str], run_name: Optional[str]) -> None:
         """Ask for the run, under the sweep's parent run when there is one."""
-        all_tags = {
-            "mlflow.user": getpass.getuser(),
-            "mlflow.source.name": "mlpx",
-            "mlflow.source.type": "LOCAL",
+        all_tags = {  # mlflow.user, mlflow.source.* and git: MLflow's own, resolved in the helper
             **owner_tags(),  # so a later start can tell when this process died with the run open
             **tags,
         }
@@ -200,7 +187,7 @@ class MlflowTracker:
         self._output_dir = tags.get("mlpx.output_dir")
         self._recorder.submit(
             "open", self.uri, self.experiment, self.artifact_location, dict(params), all_tags, run_name,
-            dict(os.environ), os.getcwd(),
+            dict(os.environ), os.getcwd(), os.path.abspath(sys.argv[0]), str(Path(__file__).resolve().parent),
         )  # fmt: skip
         self._recorder.submit("end_stale_runs")
 
@@ -218,11 +205,32 @@ class MlflowTracker:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         self._recorder.submit("log_metrics", {k: float(v) for k, v in metrics.items()}, step, _now_ms())
 
-    @hookimpl
+    # ------------------------------------------------ what plugins call through ``run.log_*``
+
+    def log_metric(self, key: str, value: float, step: Optional[int] = None) -> None:
+        self._recorder.submit("log_metric", str(key), float(value), step, _now_ms())
+
+    def log_param(self, key: str, value: Any) -> None:
+        self._recorder.submit("log_param", str(key), str(value))
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._recorder.submit("set_tags", {str(key): str(value)})
+
+    def log_artifact(self, local_path: str, artifact_path: Optional[str] = None) -> None:
+        """Upload a file now: the helper has sent it when this returns (it may be a temporary file)."""
+        path = Path(local_path).resolve()
+        if not path.exists():
+            raise TrackingError(f"run.log_artifact: {local_path} does not exist")
+        self._recorder.submit("log_artifact", str(path), artifact_path)
+        self.sync()
+
+    @hookimpl(tryfirst=True)  # before other plugins' on_run_start, which may log through the run
     def on_run_start(self, run) -> None:
+        run.attach_tracker(self)
         self._recorder.submit(
             "set_tags", {f"mlpx.data.{split}_size": str(n) for split, n in run.dataset.sizes().items()}
         )
+        self._recorder.submit("log_inputs", run.dataset.described_splits())
 
     @hookimpl
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
@@ -232,7 +240,7 @@ class MlflowTracker:
         self.log_metrics(metrics, step=epoch)
         self.sync()
 
-    @hookimpl
+    @hookimpl(trylast=True)  # after every other plugin's on_run_end: they may still log or tag
     def on_run_end(self, run, result, error) -> None:
         if self._closed:  # called again for an error raised by an on_run_end (a signal here)
             return
@@ -243,6 +251,8 @@ class MlflowTracker:
                 weights = Path(run.output_dir) / "weights.npz"
                 np.savez(weights, **result.weights)  # plain arrays: loads with allow_pickle=False
                 self._recorder.submit("log_artifact", str(weights))
+                if self.log_model and isinstance(run.model, MLP):  # the helper logs it while plots render
+                    self._submit_model(run, weights)
                 self._log_diagnosis(result.diagnosis, result.history, result.stop_reason)
                 if self.plots:
                     self._log_plots(run, result)
@@ -255,8 +265,39 @@ class MlflowTracker:
         finally:
             self.close(error)
 
+    def _submit_model(self, run, weights: Path) -> None:
+        """Ask the helper to log the MLP as an MLflow model (``RunRecorder.log_model``), with the
+        source file of its activation copied under a name of its own into the run's folder."""
+        import hashlib
+        import shutil
+
+        component = run.components["activation"]
+        source = Path(sys.modules[type(run.instances["activation"]).__module__].__file__)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
+        module = f"mlpx_activation_{component.name}_{digest}".replace("-", "_")
+        code = Path(run.output_dir) / "model_code" / f"{module}.py"
+        code.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, code)
+        model = run.model
+        network = {
+            "layers": model.n_layers,
+            "sizes": list(model.sizes),
+            "dtype": np.dtype(model.dtype).name,
+            "n_features": model.sizes[0],
+            "n_classes": model.sizes[-1],
+            "activation": {
+                "name": component.name,
+                "module": module,
+                "hyperparameters": hyperparameters(run.cfg.activation),
+                "plugin_source": component.source,
+            },
+        }
+        example = run.dataset.x_test[:2].astype(model.dtype).tolist()
+        self._recorder.submit("log_model", str(weights), network, str(code), example, self.register_model)
+
     def _log_diagnosis(self, findings, history, stop_reason: Optional[str]) -> None:
-        tags = {"mlpx.diagnosis": summary(findings)}
+        # the run's description on its MLflow page, as well as the artifact
+        tags = {"mlpx.diagnosis": summary(findings), "mlflow.note.content": render(findings, history)}
         if stop_reason:
             tags["mlpx.stopped_early"] = stop_reason
         self._recorder.submit("set_tags", tags)

@@ -1,5 +1,6 @@
 """Built-in datasets: MNIST from the verified files shipped with mlpx."""
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -7,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from mlpx.datasets import Dataset
-from mlpx.datasets.mnist import default_cache_dir, load_mnist
+from mlpx.datasets.mnist import BUNDLED_DIR, MNIST_FILES, default_cache_dir, load_mnist
 from mlpx.hookspecs import hookimpl
 
 
@@ -64,7 +65,20 @@ class Mnist:
             x_test=_features(raw["test_images"][test_idx]),
             y_test=raw["test_labels"][test_idx].astype(np.int64),
             n_classes=10,
+            provenance=self._provenance({"train": train_idx, "val": val_idx, "test": test_idx}),
         )
+
+    def _provenance(self, indices: dict) -> dict:
+        """Each split's source file and digest: the MD5s of its two files and its indices."""
+        folder = (self.path or BUNDLED_DIR).resolve()
+        provenance = {}
+        for split, idx in indices.items():
+            prefix = "test" if split == "test" else "train"
+            images, labels = MNIST_FILES[f"{prefix}_images"], MNIST_FILES[f"{prefix}_labels"]
+            digest = hashlib.sha256(f"{images.md5}|{labels.md5}|{split}|".encode())
+            digest.update(np.asarray(idx, dtype=np.int64).tobytes())
+            provenance[split] = (str(folder / images.filename), digest.hexdigest()[:16])
+        return provenance
 
 
 def _features(images: np.ndarray) -> np.ndarray:
