@@ -39,7 +39,12 @@ from mlpx.tracking import (
     ui_hint,
 )
 
-CONF_DIR = PROJECT_ROOT / "conf"
+#: the configs: conf/ at the top of a clone, or the copy a wheel ships inside the package (mlpx/conf)
+CONF_DIR = next(
+    (folder for folder in (PROJECT_ROOT / "conf", Path(__file__).resolve().parent / "conf")
+     if (folder / "config.yaml").is_file()),
+    PROJECT_ROOT / "conf",
+)  # fmt: skip
 log = logging.getLogger("mlpx")
 _host: Optional[PluginHost] = None
 register_resolvers()  # ${mlpx_uid:} in conf/config.yaml, here and in joblib workers
@@ -56,6 +61,11 @@ def plugin_host() -> PluginHost:
 
 def main() -> None:
     args = sys.argv[1:]
+    if args[:1] in (["--version"], ["-V"]):
+        from mlpx import __version__
+
+        print(f"mlpx {__version__}")
+        sys.exit(0)
     if args[:1] == ["plugins"]:
         sys.exit(plugins_command(args[1:]))
     if args[:1] == ["check"]:
@@ -68,8 +78,8 @@ def main() -> None:
         sys.exit(doctor_command(args[1:]))
     if not (CONF_DIR / "config.yaml").is_file():
         print(
-            f"mlpx: no configs at {CONF_DIR}: mlpx runs from a clone of its repository; "
-            'install it there with `pip install -e ".[dev]"`',
+            f"mlpx: no configs at {CONF_DIR}: this installation of mlpx is incomplete; "
+            "reinstall it (`pip install .` from a clone ships conf/ inside the package)",
             file=sys.stderr,
         )
         sys.exit(2)

@@ -9,7 +9,13 @@ import os
 from pathlib import Path
 from typing import List
 
-DEFAULT_PLUGINS_DIR = Path(__file__).resolve().parent.parent.parent / "plugins"
+_CLONE = Path(__file__).resolve().parent.parent.parent
+#: the project's plugins/ in a clone; the copy inside the package (``mlpx/example_plugins``) in a wheel
+DEFAULT_PLUGINS_DIR = (
+    _CLONE / "plugins"
+    if (_CLONE / "conf" / "config.yaml").is_file()
+    else Path(__file__).resolve().parent.parent / "example_plugins"
+)
 
 
 def plugin_dirs_from_environment() -> List[Path]:
