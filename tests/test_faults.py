@@ -441,3 +441,5 @@ def test_a_tracking_server_killed_mid_run_loses_nothing_and_mlpx_sync_sends_it(t
         assert "nothing to send" in done.stdout
         assert "test_acc" in run.data.metrics
         assert {"weights.npz", "plots"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+        (model,) = client.search_logged_models([run.info.experiment_id])  # logged by the replay
+        assert model.source_run_id == run.info.run_id
