@@ -120,7 +120,7 @@ def shared_helper() -> HelperProcess:
 
 #: what ``python -m mlpx`` does without a run: subcommands, and Hydra flags that print and exit
 _NO_RUN = {"plugins", "check", "sync", "doctor", "--help", "-h", "--hydra-help", "--info", "-i", "--cfg"}
-_NO_RUN |= {"-c", "--version", "--shell-completion", "-sc"}
+_NO_RUN |= {"-c", "--version", "-V", "--shell-completion", "-sc"}
 
 
 def start_early(args: List[str]) -> None:
