@@ -1,4 +1,4 @@
-"""hparams_search=optuna: every trial an MLflow child run, val_loss reported per epoch, bad trials pruned."""
+"""hparams_search=optuna: every trial an MLflow child run, val_ce reported per epoch, bad trials pruned."""
 
 import optuna
 from mlflow import MlflowClient
@@ -37,7 +37,7 @@ def test_optuna_search_reports_every_epoch_and_prunes(workdir, run_mlpx):
         run = children[str(trial.number)]
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlpx.optuna.state"] == trial.state.name
-        history = sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)
+        history = sorted(client.get_metric_history(run.info.run_id, "val_ce"), key=lambda m: m.step)
         # what the trial saw is what MLflow logged, epoch by epoch
         assert trial.intermediate_values == {m.step: m.value for m in history}
         assert run.data.params["optimizer.lr"] == str(trial.params["optimizer.lr"])

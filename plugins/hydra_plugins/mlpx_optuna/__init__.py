@@ -6,11 +6,13 @@ Hydra finds sweepers only in the ``hydra_plugins`` namespace; mlpx installs this
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
 
 log = logging.getLogger("mlpx")
 
@@ -20,7 +22,9 @@ class MlpxOptunaSweeperConf:
     _target_: str = "hydra_plugins.mlpx_optuna.MlpxOptunaSweeper"
     n_trials: int = 20
     direction: str = "minimize"  # or maximize
-    metric: str = "val_loss"  # reported to the trial after every epoch; its last value is the objective
+    # reported to the trial after every epoch; its last value is the objective. val_ce, the
+    # validation cross-entropy mlpx computes itself, compares runs trained with different losses
+    metric: str = "val_ce"
     sampler: str = "tpe"  # tpe | random
     pruner: str = "median"  # median | hyperband | none
     seed: Optional[int] = 0
@@ -28,7 +32,9 @@ class MlpxOptunaSweeperConf:
     n_warmup_steps: int = 1  # epochs a trial always runs before it can be pruned
     storage: Optional[str] = None  # e.g. sqlite:///outputs/optuna.db to keep and resume the study
     study_name: Optional[str] = None
-    params: Dict[str, Any] = field(default_factory=dict)  # the search space, see mlpx.search.suggest
+    # the search space in Hydra's override grammar, e.g. {optimizer.lr: "tag(log, interval(1e-3, 0.3))"};
+    # command-line sweeps ('activation=choice(relu,tanh)') join it, see mlpx.search.search_space
+    params: Dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(
@@ -60,6 +66,16 @@ class MlpxOptunaSweeper(Sweeper):
                 "it can hand each job its trial: use Hydra's basic launcher (drop hydra/launcher=...)"
             )
         s = self.settings
+        params = s["params"]
+        if OmegaConf.is_config(params):
+            params = OmegaConf.to_container(params, resolve=True)
+        space, fixed = search.search_space(params or {}, arguments)
+        if not space:
+            raise search.SearchSpaceError(
+                "hydra/sweeper=mlpx_optuna has nothing to search: give hydra.sweeper.params or a "
+                "sweep override such as 'optimizer.lr=tag(log, interval(0.01, 0.2))'"
+            )
+        log.info("optuna space: %s", ", ".join(f"{k} {d}" for k, d in space.items()))
         study = optuna.create_study(
             direction=s["direction"],
             sampler=_sampler(optuna, s),
@@ -70,8 +86,8 @@ class MlpxOptunaSweeper(Sweeper):
         )
         returns = []
         for index in range(s["n_trials"]):
-            trial = study.ask()
-            overrides = [*arguments, *search.suggest(trial, dict(s["params"]))]
+            trial = study.ask(space)
+            overrides = [*fixed, *search.overrides_for(trial.params)]
             search.open_trial(trial, s["metric"])
             try:
                 returns.append(self.launcher.launch([tuple(overrides)], initial_job_idx=index))
@@ -91,9 +107,28 @@ class MlpxOptunaSweeper(Sweeper):
             states.count("PRUNED"),
             states.count("FAIL"),
         )
+        best = None
         if states.count("COMPLETE"):
-            log.info("optuna best %s %.4g with %s", s["metric"], study.best_value, study.best_params)
+            best = study.best_trial
+            log.info("optuna best %s %.4g with %s", s["metric"], best.value, best.params)
+        _write_results(Path(str(self.config.hydra.sweep.dir)), s, states, best)
         return returns
+
+
+def _write_results(folder: Path, settings, states, best) -> None:
+    """``optimization_results.yaml`` in the sweep folder, as hydra-optuna-sweeper writes it."""
+    results = {
+        "name": "optuna",
+        "metric": settings["metric"],
+        "direction": settings["direction"],
+        "best_params": dict(best.params) if best else None,
+        "best_value": best.value if best else None,
+        "best_trial": best.number if best else None,
+        "trials": {state: states.count(state) for state in sorted(set(states))},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(results), folder / "optimization_results.yaml")
+    log.info("optuna results: %s", folder / "optimization_results.yaml")
 
 
 def _sampler(optuna, settings):
