@@ -96,9 +96,7 @@ def measure_arrays(
         if not is_weight(name, array):
             m.ones = _probe(ctx, net, array, x, y, variants, h * np.ones(array.shape), None)
         for index in _entries(ctx.rng, array, None if focus is None else focus.get(name)):
-            unit = np.zeros(array.shape)
-            unit[index] = h
-            m.entries.append(_probe(ctx, net, array, x, y, variants, unit, index))
+            m.entries.append(_probe(ctx, net, array, x, y, variants, h, index))
         measured[name] = m
     return measured
 
@@ -107,34 +105,30 @@ def remeasure(
     ctx: Context, net: Any, array: np.ndarray, x: np.ndarray, y: np.ndarray, probe: Probe, scale: float
 ) -> Probe:
     """``probe`` again with its displacement scaled by ``scale`` (another step, for kinks)."""
-    variants = ctx.math.variants()
-    if probe.index is None:
-        displacement = probe.delta * (scale / 2)
-    else:
-        displacement = np.zeros(array.shape)
-        displacement[probe.index] = probe.delta * scale / 2
-    return _probe(ctx, net, array, x, y, variants, displacement, probe.index)
+    displacement = probe.delta * (scale / 2)
+    return _probe(ctx, net, array, x, y, ctx.math.variants(), displacement, probe.index)
 
 
 def _probe(ctx, net, array, x, y, variants, displacement, index) -> Probe:
-    saved = array.copy()
+    """Forward at +/- ``displacement``: a dense array of ``array``'s shape, or for an entry
+    (``index``) a number added to that entry alone (no full-array copies per entry)."""
+    where = ... if index is None else index
+    saved = array[where].copy() if index is None else array[where]
     try:
-        array[...] = saved + displacement
-        up_at = array.astype(np.float64)
+        array[where] = saved + displacement
+        up_at = np.array(array[where], dtype=np.float64)
         p_up = ctx.subject.forward(net, x)
-        array[...] = saved - displacement
-        down_at = array.astype(np.float64)
+        array[where] = saved - displacement
+        down_at = np.array(array[where], dtype=np.float64)
         p_down = ctx.subject.forward(net, x)
     finally:
-        array[...] = saved
+        array[where] = saved
     changes = {}
     with np.errstate(all="ignore"):
         for name, value in variants.items():
             changes[name] = value(p_up, y) - value(p_down, y)
-    delta = up_at - down_at
-    if index is not None:
-        delta = float(delta[index])
-    return Probe(index, delta, changes)
+    delta = up_at - down_at  # the displacement actually applied, after rounding to the dtype
+    return Probe(index, delta if index is None else float(delta), changes)
 
 
 def _entries(rng: np.random.Generator, array: np.ndarray, focus: Optional[np.ndarray]) -> List[tuple]:
