@@ -8,6 +8,7 @@ makes the columns sum to 1. Either way the gradient probe then calls forward rec
 
 import numpy as np
 
+from mlpx.checks.tolerances import Tolerances
 from mlpx.doctor.context import Context
 from mlpx.doctor.report import Finding
 from mlpx.doctor.subject import as_outputs
@@ -80,7 +81,7 @@ def probe_forward(ctx: Context) -> None:
             ctx.facts["skip_gradient"] = "forward is random even after reseeding"
     if subject.seed is not None and not subject.random_forward:
         ctx.facts["uses_global_random"] = _draws_from_global_random(subject, net, x, probs)
-    _probabilities(ctx, probs, limits)
+    _probabilities(ctx, probs, ctx.tol)
     if not ctx.facts.get("uses_global_random"):  # masks drawn per batch differ alone and in a batch
         _independence(ctx, net, x, probs, limits)
 
@@ -96,12 +97,12 @@ def _draws_from_global_random(subject, net, x: np.ndarray, probs: np.ndarray) ->
     return not np.array_equal(other, probs)
 
 
-def _probabilities(ctx: Context, probs: np.ndarray, limits) -> None:
+def _probabilities(ctx: Context, probs: np.ndarray, tol: Tolerances) -> None:
     loss = ctx.subject.objective.loss
     rows = np.abs(probs.sum(axis=1) - 1).max()
-    ctx.facts["softmax_outputs"] = bool(rows <= 1e3 * limits.probs_sum)
+    ctx.facts["softmax_outputs"] = bool(rows <= 1e3 * tol.probs_sum)
     low, high = probs.min(), probs.max()
-    if low < -limits.probs_sum or high > 1 + limits.probs_sum:
+    if low < -tol.probs_sum or high > 1 + tol.probs_sum:
         ctx.add(
             Finding(
                 "forward",
@@ -113,7 +114,7 @@ def _probabilities(ctx: Context, probs: np.ndarray, limits) -> None:
             )
         )
         return
-    if loss == "cross_entropy" and rows > 1e3 * limits.probs_sum and not _batch_normalised(probs, limits):
+    if loss == "cross_entropy" and rows > 1e3 * tol.probs_sum and not _batch_normalised(probs, tol):
         ctx.add(
             Finding(
                 "forward",
@@ -126,9 +127,9 @@ def _probabilities(ctx: Context, probs: np.ndarray, limits) -> None:
         )
 
 
-def _batch_normalised(probs: np.ndarray, limits) -> bool:
-    return abs(probs.sum() - 1) <= 1e3 * limits.probs_sum or bool(
-        np.abs(probs.sum(axis=0) - 1).max() <= 1e3 * limits.probs_sum
+def _batch_normalised(probs: np.ndarray, tol: Tolerances) -> bool:
+    return abs(probs.sum() - 1) <= 1e3 * tol.probs_sum or bool(
+        np.abs(probs.sum(axis=0) - 1).max() <= 1e3 * tol.probs_sum
     )
 
 

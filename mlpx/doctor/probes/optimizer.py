@@ -13,7 +13,6 @@ from mlpx.doctor.context import Context
 from mlpx.doctor.report import Finding
 from mlpx.doctor.spec import OPTIMIZER_KINDS, DoctorError
 from mlpx.doctor.subject import CodeError, every_array_path
-from mlpx.doctor.thresholds import thresholds
 
 STEPS = 4
 _FAMILIES: Dict[str, Family] = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM}
@@ -176,7 +175,6 @@ def _compare(ctx, kind, starts, grads, after, hyper, lrs: List[float]) -> None:
     lr, roles = lrs[0], _roles(kind, hyper)
     schedule = lrs if len(set(lrs)) > 1 else lr
     descend = [-v for v in lrs] if len(set(lrs)) > 1 else -lr
-    limits = thresholds(ctx.dtype)
     wrong: Dict[str, tuple] = {}
     for name, p0 in starts.items():
         if name not in grads:
@@ -187,17 +185,17 @@ def _compare(ctx, kind, starts, grads, after, hyper, lrs: List[float]) -> None:
             for label, ref in family.variants.items()
         }
         best = min(errors.values())
-        if best <= max(limits.optimizer, 1e-6):
+        if best <= max(ctx.tol.trajectory, 1e-6):
             continue
         mistakes = {
             label: _distance(ref(p0, grads[name], schedule, roles), user, p0)
             for label, ref in {**family.mistakes, **_EXTRA_MISTAKES.get(kind, {})}.items()
         }
-        named = [label for label, e in mistakes.items() if e <= max(limits.optimizer, 1e-6) * 10]
+        named = [label for label, e in mistakes.items() if e <= max(ctx.tol.trajectory, 1e-6) * 10]
         ascent = min(
             _distance(ref(p0, grads[name], descend, roles), user, p0) for ref in family.variants.values()
         )
-        if not named and ascent <= max(limits.optimizer, 1e-6) * 10:
+        if not named and ascent <= max(ctx.tol.trajectory, 1e-6) * 10:
             named = [_ASCENT]
         shape = _step_shape(p0, grads[name], user, lr) if kind != "adam" else "its trajectory is not Adam's"
         wrong[name] = (best, named[0] if named else None, shape)
