@@ -197,9 +197,22 @@ def _short_names(paths: List[List[Step]]) -> List[str]:
     return names
 
 
+def _children(obj: Any) -> List[Tuple[Step, Any]]:
+    """The (step, value) pairs one level below ``obj``: dict entries, list items, attributes."""
+    if isinstance(obj, dict):
+        return [(("key", key), value) for key, value in list(obj.items())[:_MAX_ITEMS]]
+    if isinstance(obj, (list, tuple)):
+        return [(("index", index), value) for index, value in enumerate(obj[:_MAX_ITEMS])]
+    if hasattr(obj, "__dict__") and not isinstance(obj, _NOT_DATA):
+        items = list(vars(obj).items())[:_MAX_ITEMS]
+        return [(("attr", name), value) for name, value in items if not name.startswith("__")]
+    return []
+
+
 def _walk(
     obj: Any, path: List[Step], depth: int, found: Dict[int, Tuple[str, List[Step]]], seen: set
 ) -> None:
+    """Each float array once, under the first path that reaches it; each container once."""
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind == "f" and obj.ndim >= 1 and obj.size > 0 and id(obj) not in found and path:
             found[id(obj)] = (render(path), list(path))
@@ -207,16 +220,8 @@ def _walk(
     if depth >= _MAX_DEPTH or id(obj) in seen or isinstance(obj, (str, bytes, int, float, complex, bool)):
         return
     seen.add(id(obj))
-    if isinstance(obj, dict):
-        for key, value in list(obj.items())[:_MAX_ITEMS]:
-            _walk(value, [*path, ("key", key)], depth + 1, found, seen)
-    elif isinstance(obj, (list, tuple)):
-        for index, value in enumerate(obj[:_MAX_ITEMS]):
-            _walk(value, [*path, ("index", index)], depth + 1, found, seen)
-    elif hasattr(obj, "__dict__") and not isinstance(obj, _NOT_DATA):
-        for name, value in list(vars(obj).items())[:_MAX_ITEMS]:
-            if not name.startswith("__"):
-                _walk(value, [*path, ("attr", name)], depth + 1, found, seen)
+    for step, value in _children(obj):
+        _walk(value, [*path, step], depth + 1, found, seen)
 
 
 _NOT_DATA = (type, types.FunctionType, types.MethodType, types.ModuleType, types.BuiltinFunctionType)
@@ -245,13 +250,5 @@ def _walk_all(obj: Any, path: List[str], found: Dict[str, np.ndarray], ancestors
     if len(path) > _MAX_DEPTH or id(obj) in ancestors or isinstance(obj, (str, bytes, int, float, bool)):
         return
     ancestors = (*ancestors, id(obj))
-    if isinstance(obj, dict):
-        items = [(str(k), v) for k, v in list(obj.items())[:_MAX_ITEMS]]
-    elif isinstance(obj, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(obj[:_MAX_ITEMS])]
-    elif hasattr(obj, "__dict__") and not isinstance(obj, _NOT_DATA):
-        items = [(k, v) for k, v in list(vars(obj).items())[:_MAX_ITEMS] if not k.startswith("__")]
-    else:
-        return
-    for key, value in items:
-        _walk_all(value, [*path, key], found, ancestors)
+    for (_, key), value in _children(obj):
+        _walk_all(value, [*path, str(key)], found, ancestors)
