@@ -23,6 +23,7 @@ from mlpx.config import hyperparameters
 from mlpx.datasets import Dataset
 from mlpx.diagnostics.calibration import calibration_metrics
 from mlpx.diagnostics.rules import diagnose
+from mlpx.doctor.objective import ObjectiveMath
 from mlpx.errors import DivergenceError, PluginError
 from mlpx.numerics import cross_entropy, one_hot
 from mlpx.plugin_manager import PluginHost
@@ -157,20 +158,8 @@ def objective_value(
     objective: Any, probs: np.ndarray, y: np.ndarray, net: Any, params: Dict[str, Any]
 ) -> float:
     """The objective of probabilities ``probs`` and targets ``y`` (n_samples, n_classes), with its
-    reduction and L2 penalty (``mlpx.doctor.Objective``)."""
-    p = np.clip(probs, TINY, 1.0)
-    if objective.loss == "cross_entropy":
-        per_row = -(y * np.log(p)).sum(axis=1)
-    elif objective.loss == "bce":
-        per_row = -(y * np.log(p) + (1 - y) * np.log(np.clip(1 - probs, TINY, 1.0))).sum(axis=1)
-    else:
-        per_row = objective.scale * ((probs - y) ** 2).sum(axis=1)
-    value = float(per_row.sum() if objective.reduction == "sum" else per_row.mean())
-    if objective.l2 is not None:
-        names = objective.l2.params or [k for k, v in params.items() if np.ndim(v) == 2]
-        squares = sum(float(np.sum(np.square(params[k]))) for k in names)
-        value += objective.l2.coefficient(net) * objective.l2.scale * squares
-    return value
+    reduction and L2 penalty: the same numbers the doctor checks the code against."""
+    return ObjectiveMath(objective).value(net, probs, y, params)
 
 
 @dataclass
