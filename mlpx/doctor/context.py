@@ -15,6 +15,7 @@ from mlpx.doctor.objective import ObjectiveMath
 from mlpx.doctor.report import Finding
 from mlpx.doctor.spec import DoctorError
 from mlpx.doctor.subject import CodeError, Subject
+from mlpx.numerics import one_hot
 
 #: the smallest probability a log is taken of that the checks accept (see Context.unsaturate)
 SATURATION = 1e-4
@@ -100,10 +101,6 @@ def prototype_pixels(
     return (images * rng.integers(180, 256, size=images.shape)).astype(np.uint8)
 
 
-def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    return np.eye(n_classes)[labels]
-
-
 def infer_sizes(subject: Subject, net: Any, arrays: Dict[str, np.ndarray]) -> Tuple[int, int]:
     """(n_features, n_classes): the input width forward accepts, among the arrays' dimensions."""
     sides = {d for a in arrays.values() for d in np.shape(a) if d > 1}
@@ -145,7 +142,7 @@ def make_context(subject: Subject, net: Any, arrays: Dict[str, np.ndarray], data
         y = np.asarray(y)
         if y.ndim == 1:
             n_classes = int(subject.forward(net, x[:1]).shape[1])
-            y = one_hot(y.astype(int), n_classes)
+            y = one_hot(y.astype(int), n_classes, np.float64)
         labels = y.argmax(axis=1)
         ctx = Context(
             subject,
@@ -171,7 +168,7 @@ def make_context(subject: Subject, net: Any, arrays: Dict[str, np.ndarray], data
     rng.shuffle(labels)
     pixels = prototype_pixels(labels, n_features, n_classes, rng)
     x_all = prepare(subject, pixels, dtype)
-    y_all = one_hot(labels, n_classes)
+    y_all = one_hot(labels, n_classes, np.float64)
     ctx = Context(
         subject,
         x_all[:n],
