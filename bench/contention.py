@@ -39,9 +39,9 @@ from mlpx.builtins.datasets import Mnist
 from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy
 from mlpx.builtins.optimizers import Momentum
-from mlpx.model import MLP
-from mlpx.threads import AUTO, OthersMeter, ThreadPolicy, usable_cores
-from mlpx.trainer import fit
+from mlpx.core.model import MLP
+from mlpx.core.threads import AUTO, OthersMeter, ThreadPolicy, usable_cores
+from mlpx.core.trainer import fit
 
 SIZES = [784, 300, 75, 10]
 LR, MOMENTUM = 0.05, 0.9

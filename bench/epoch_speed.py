@@ -37,10 +37,10 @@ from mlpx.builtins.datasets import Mnist
 from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy
 from mlpx.builtins.optimizers import SGD
-from mlpx.model import MLP
-from mlpx.plugin_manager import load_plugins
-from mlpx.threads import AUTO, ThreadPolicy
-from mlpx.trainer import fit
+from mlpx.core.model import MLP
+from mlpx.core.threads import AUTO, ThreadPolicy
+from mlpx.core.trainer import fit
+from mlpx.plugins.manager import load_plugins
 
 SIZES = [784, 300, 75, 10]
 LR = 0.01

@@ -82,9 +82,9 @@ def tracking_per_epoch(repeats: int, workdir: Path) -> None:
     from mlpx.builtins.initializers import HeNormal
     from mlpx.builtins.losses import CrossEntropy
     from mlpx.builtins.optimizers import Momentum
-    from mlpx.model import MLP
-    from mlpx.tracking import MlflowTracker
-    from mlpx.trainer import fit
+    from mlpx.core.model import MLP
+    from mlpx.core.trainer import fit
+    from mlpx.tracking.tracker import MlflowTracker
 
     data = Mnist().load()
     model = MLP([784, 300, 75, 10], ReLU(), HeNormal(), np.random.default_rng(0))
@@ -134,7 +134,7 @@ def _helper_peaks_kb() -> Dict[int, int]:
     peaks = {}
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"mlpx.run_recorder" in (entry / "cmdline").read_bytes():
+            if entry.name.isdigit() and b"mlpx.tracking.recorder" in (entry / "cmdline").read_bytes():
                 status = (entry / "status").read_text()
                 peaks[int(entry.name)] = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
         except (OSError, AttributeError):
@@ -167,8 +167,8 @@ def memory(workdir: Path) -> None:
         "import numpy as np\n"
         "from mlpx.builtins.activations import ReLU\nfrom mlpx.builtins.datasets import Mnist\n"
         "from mlpx.builtins.initializers import HeNormal\nfrom mlpx.builtins.losses import CrossEntropy\n"
-        "from mlpx.builtins.optimizers import Momentum\nfrom mlpx.model import MLP\n"
-        "from mlpx.trainer import fit\n"
+        "from mlpx.builtins.optimizers import Momentum\nfrom mlpx.core.model import MLP\n"
+        "from mlpx.core.trainer import fit\n"
         "page = __import__('os').sysconf('SC_PAGE_SIZE')\n"
         "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * page / 2**20\n"
         "model = MLP([784, 300, 75, 10], ReLU(), HeNormal(), np.random.default_rng(0))\n"

@@ -1,7 +1,7 @@
 """`python -m mlpx` and the `mlpx` console script.
 
 The MLflow helper process starts before anything else is imported, so its ~2 s import of MLflow
-overlaps all of the main process's start-up (see ``mlpx.helper_process``). SIGINT, SIGTERM and
+overlaps all of the main process's start-up (see ``mlpx.tracking.helper``). SIGINT, SIGTERM and
 SIGHUP end the run KILLED, print one line saying what was kept, and exit 128 + the signal's
 number (``mlpx.signals``).
 """
@@ -15,14 +15,14 @@ from mlpx import signals
 def main() -> None:
     signals.install()
     try:
-        from mlpx.helper_process import start_early
+        from mlpx.tracking.helper import start_early
 
         start_early(sys.argv[1:])
         from mlpx.cli import main as cli_main
 
         cli_main()
     except KeyboardInterrupt as interrupt:
-        from mlpx.sweep import close_interrupted_sweeps
+        from mlpx.sweeps.callback import close_interrupted_sweeps
 
         close_interrupted_sweeps(interrupt)
         sys.exit(signals.report(interrupt))

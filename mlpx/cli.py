@@ -17,21 +17,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from mlpx import sweep
-from mlpx.config import store_configs
+from mlpx.builtins.early_stopping import EarlyStopping
+from mlpx.builtins.progress import ProgressReporter
+from mlpx.diagnostics.plots import warm_up as warm_up_plots
 from mlpx.diagnostics.rules import render
-from mlpx.early_stopping import EarlyStopping
 from mlpx.errors import ConfigError, MlpxError, PluginError
-from mlpx.helper_process import start_early
-from mlpx.network_run import UserNetwork, execute_network, prepare_network, user_network
-from mlpx.plots import warm_up as warm_up_plots
 from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
-from mlpx.plugin_manager import PROJECT_ROOT, PluginHost, load_plugins
-from mlpx.progress import ProgressReporter
-from mlpx.run_folder import register_resolvers
-from mlpx.runner import check_run, chosen_components, execute, prepare
-from mlpx.search import reporter_for_this_job
-from mlpx.tracking import (
+from mlpx.plugins.config import store_configs
+from mlpx.plugins.manager import PROJECT_ROOT, PluginHost, load_plugins
+from mlpx.runs.folder import register_resolvers
+from mlpx.runs.network_run import UserNetwork, execute_network, prepare_network, user_network
+from mlpx.runs.runner import check_run, chosen_components, execute, prepare
+from mlpx.sweeps import callback as sweep
+from mlpx.sweeps.search import reporter_for_this_job
+from mlpx.tracking.helper import start_early
+from mlpx.tracking.tracker import (
     MlflowTracker,
     config_hash,
     finished_run_with_hash,
@@ -70,8 +70,8 @@ def main() -> None:
         sys.exit(plugins_command(args[1:]))
     if args[:1] == ["check"]:
         sys.exit(check_command(args[1:]))
-    if args[:1] == ["sync"]:  # send what a dead tracking server did not get (mlpx.spool)
-        from mlpx.spool import sync_command
+    if args[:1] == ["sync"]:  # send what a dead tracking server did not get (mlpx.tracking.spool)
+        from mlpx.tracking.sync import sync_command
 
         sys.exit(sync_command(args[1:]))
     if args[:1] == ["doctor"]:
@@ -191,7 +191,7 @@ error or an unknown network."""
 
 def doctor_command(args: List[str]) -> int:
     """Examine the networks the targets name; print each report (or all as JSON)."""
-    from mlpx.doctor.plugin import find_networks
+    from mlpx.plugins.networks import find_networks
 
     options, targets, seed = set(), [], None
     rest = iter(args)

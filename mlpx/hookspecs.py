@@ -19,7 +19,7 @@ no arguments (see ``register_networks``).
 
 Lifecycle hooks are called by the trainer on every registered plugin that implements them; an
 implementation may accept any subset of a hook's arguments. Their ``run`` (the
-``mlpx.runner.RunContext``) logs to the run's MLflow run, through the MLflow helper process (so
+``mlpx.runs.runner.RunContext``) logs to the run's MLflow run, through the MLflow helper process (so
 a tracking server that died mid-run gets them later from ``mlpx sync``)::
 
     run.log_metric(key, value, step=None)     # step: e.g. the epoch; None is MLflow's step 0
@@ -160,7 +160,7 @@ def register_networks(register):
 
 @hookspec
 def on_run_start(run):
-    """A run is about to train: ``run`` is the ``mlpx.runner.RunContext`` (config, model,
+    """A run is about to train: ``run`` is the ``mlpx.runs.runner.RunContext`` (config, model,
     components, dataset). Plugins may add MLflow tags to ``run.tags``; they are logged when the
     run ends. ``run.log_metric``, ``run.log_param``, ``run.set_tag`` and ``run.log_artifact``
     log at once (see the module docstring)."""
@@ -177,7 +177,7 @@ def on_epoch_end(run, epoch, metrics):
 
 @hookspec
 def on_run_end(run, result, error):
-    """A run ended. On success ``result`` is the ``mlpx.runner.RunResult`` and ``error`` is
+    """A run ended. On success ``result`` is the ``mlpx.runs.runner.RunResult`` and ``error`` is
     None; on failure ``result`` is None and ``error`` is the exception, re-raised afterwards.
     Implementations must not raise: close what ``on_run_start`` opened. The MLflow run is still
     open: the tracker ends it after every other implementation, so ``run.tags`` set and

@@ -10,9 +10,9 @@ from mlpx.builtins.activations import ReLU
 from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy
 from mlpx.checks import CHECKED_KINDS, TOLERANCES, check_component, check_network, check_plugin, tolerances
+from mlpx.core.model import MLP
 from mlpx.errors import PluginError
-from mlpx.model import MLP
-from mlpx.plugin_manager import load_plugins
+from mlpx.plugins.manager import load_plugins
 from tests.conftest import SMALL
 
 BUILTINS = [c for c in load_plugins(plugins_dirs=[]).registry.components() if c.kind in CHECKED_KINDS]

@@ -12,10 +12,10 @@ from mlpx.builtins.datasets import Mnist
 from mlpx.builtins.initializers import GlorotUniform, HeNormal
 from mlpx.builtins.losses import CrossEntropy
 from mlpx.builtins.optimizers import SGD, Adam, Momentum
-from mlpx.diagnostics.calibration import calibration_metrics
+from mlpx.core.calibration import calibration_metrics
+from mlpx.core.model import MLP
+from mlpx.core.trainer import fit
 from mlpx.diagnostics.rules import diagnose, render
-from mlpx.model import MLP
-from mlpx.trainer import fit
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from mlpx.stale_runs import owner_tags
+from mlpx.tracking.stale_runs import owner_tags
 from tests.conftest import SMALL, _free_port, hermetic_environment, running_mlflow_server, store_uri
 
 pytestmark = pytest.mark.fault

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlpx import __version__
-from mlpx.plugin_manager import PROJECT_ROOT
+from mlpx.plugins.manager import PROJECT_ROOT
 from tests.conftest import SMALL, hermetic_environment
 
 
@@ -31,7 +31,7 @@ def test_wheel_in_a_fresh_venv_trains_from_an_empty_directory(tmp_path, mnist_ca
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"mlpx/conf/config.yaml", "mlpx/conf/experiment/seed_question.yaml"} <= names
     assert {"mlpx/example_plugins/swish.py", "mlpx/example_plugins/lifecycle/per_class_accuracy.py"} <= names
-    assert "mlpx/mlflow_model.py" in names and "hydra_plugins/mlpx_optuna/__init__.py" in names
+    assert "mlpx/tracking/logged_model.py" in names and "hydra_plugins/mlpx_optuna/__init__.py" in names
     # the venv sees this environment's packages (mlflow, hydra, ...), but mlpx only from the wheel
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path)

@@ -21,8 +21,8 @@ import pytest
 from mlflow import MlflowClient
 
 from mlpx.builtins.initializers import HeNormal
-from mlpx.model import MLP
-from mlpx.plugin_manager import PROJECT_ROOT
+from mlpx.core.model import MLP
+from mlpx.plugins.manager import PROJECT_ROOT
 from tests.conftest import SMALL, _free_port, hermetic_environment, stop_process, store_uri
 
 PLUGIN = textwrap.dedent(
@@ -84,7 +84,7 @@ def _mlpx_predictions(client, run, x, tmp_path):
     """mlpx's own probabilities for x: the run's weights in an MLP with swish (beta 1.5)."""
     from mlpx.plugin_files.swish import Swish
 
-    from mlpx.numerics import softmax
+    from mlpx.core.numerics import softmax
 
     path = client.download_artifacts(run.info.run_id, "weights.npz", str(tmp_path))
     with np.load(path, allow_pickle=False) as weights:

@@ -9,10 +9,10 @@ from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy, MSESoftmax
 from mlpx.builtins.optimizers import SGD, Momentum
 from mlpx.cli import CONF_DIR, plugin_host
+from mlpx.core.model import MLP
+from mlpx.core.trainer import fit, fused_targets_of
 from mlpx.errors import ConfigError, PluginError
-from mlpx.model import MLP
-from mlpx.runner import execute, prepare
-from mlpx.trainer import fit, fused_targets_of
+from mlpx.runs.runner import execute, prepare
 
 
 def test_one_sgd_step_matches_the_hand_worked_example():

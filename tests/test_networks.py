@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from mlpx.numerics import cross_entropy, one_hot
-from mlpx.plugin_manager import load_plugins
+from mlpx.core.numerics import cross_entropy, one_hot
+from mlpx.plugins.manager import load_plugins
 from tests.conftest import store_uri
 
 NETWORKS = Path(__file__).parent / "plugins_networks"
@@ -119,7 +119,7 @@ def test_run_with_a_broken_network_stops_before_training_with_the_doctors_errors
 
 
 def test_per_record_gradients_average_to_the_batch_gradient_and_the_objective_matches_mlpx():
-    from mlpx.network_run import NetworkModel, _batch_gradients, objective_value, user_network
+    from mlpx.runs.network_run import NetworkModel, _batch_gradients, objective_value, user_network
 
     host = load_plugins(plugins_dirs=[NETWORKS])
     user = user_network(host.registry.get("network", "tiny_grads"))

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mlpx import blas
 from mlpx.builtins.more_optimizers import AdamW, Nesterov, RMSprop
 from mlpx.builtins.optimizers import SGD, Adam, Momentum
+from mlpx.core import blas
 
 
 @pytest.mark.parametrize("make", [Momentum, Adam, Nesterov, RMSprop, AdamW])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlpx.plugin_manager import load_plugins
+from mlpx.plugins.manager import load_plugins
 
 SWISH = """
 from dataclasses import dataclass

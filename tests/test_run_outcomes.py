@@ -9,7 +9,7 @@ import sys
 import numpy as np
 from mlflow import MlflowClient
 
-from mlpx.early_stopping import EarlyStopping
+from mlpx.builtins.early_stopping import EarlyStopping
 from tests.conftest import SMALL, store_uri
 
 

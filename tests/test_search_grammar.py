@@ -8,7 +8,7 @@ import yaml
 from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from mlpx import search
+from mlpx.sweeps import search
 from tests.conftest import SMALL, store_uri
 
 

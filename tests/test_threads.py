@@ -5,18 +5,18 @@ the speed goals are measured by bench/contention.py)."""
 import numpy as np
 import pytest
 
-from mlpx import threads
-from mlpx.blas import numpy_blas_controller
 from mlpx.builtins.activations import ReLU
 from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy
 from mlpx.builtins.optimizers import Momentum
+from mlpx.core import threads
+from mlpx.core.blas import numpy_blas_controller
+from mlpx.core.model import MLP
+from mlpx.core.threads import AUTO, Decision, ThreadPolicy, candidates, fastest, measure, parse_setting
+from mlpx.core.trainer import fit
 from mlpx.datasets import Dataset
 from mlpx.errors import ConfigError
-from mlpx.model import MLP
-from mlpx.runner import prepare
-from mlpx.threads import AUTO, Decision, ThreadPolicy, candidates, fastest, measure, parse_setting
-from mlpx.trainer import fit
+from mlpx.runs.runner import prepare
 from tests.test_model_trainer import _small_cfg, _train
 
 pytestmark = pytest.mark.skipif(

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from mlpx import helper_process
 from mlpx.errors import TrackingError
-from mlpx.helper_process import HelperProcess, RemoteRecorder
+from mlpx.tracking import helper as helper_process
+from mlpx.tracking.helper import HelperProcess, RemoteRecorder
 from tests.conftest import SMALL, store_uri
 
 

@@ -9,8 +9,8 @@ from typing import Tuple
 
 import numpy as np
 
+from mlpx.core.numerics import log_softmax, softmax
 from mlpx.hookspecs import hookimpl
-from mlpx.numerics import log_softmax, softmax
 
 
 class CrossEntropy:

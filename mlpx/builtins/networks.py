@@ -1,7 +1,7 @@
 """Built-in network: ``mlp``, mlpx's own MLP, the default of ``python -m mlpx`` (``network=mlp``).
 
 A run with ``network=mlp`` trains the MLP the ``model``, ``activation``, ``initializer``,
-``loss`` and ``optimizer`` groups describe, through ``mlpx.trainer``. For ``mlpx doctor mlp``
+``loss`` and ``optimizer`` groups describe, through ``mlpx.core.trainer``. For ``mlpx doctor mlp``
 the same network in its default shape (784-300-75-10, ReLU, He-normal, softmax and
 cross-entropy, float64) is handed to the doctor as a ``Network``, like any user network.
 """
@@ -13,9 +13,9 @@ import numpy as np
 from mlpx.builtins.activations import ReLU
 from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy
+from mlpx.core.model import MLP
+from mlpx.core.numerics import softmax
 from mlpx.hookspecs import hookimpl
-from mlpx.model import MLP
-from mlpx.numerics import softmax
 
 #: layer sizes of the default network (``model.hidden=[300,75]`` on MNIST)
 DEFAULT_SIZES = (784, 300, 75, 10)
@@ -45,7 +45,7 @@ def _loss(model: MLP, x: np.ndarray, y_onehot: np.ndarray) -> float:
 
 def mlp_network():
     """The default MLP as a ``mlpx.doctor.Network`` (its gradients, stepped by mlpx's optimizer)."""
-    from mlpx.doctor import Network
+    from mlpx.doctor.network import Network
 
     return Network(
         build=_build,

@@ -6,7 +6,7 @@ attribute so a learning-rate schedule can set it between steps.
 
 SGD and Momentum also offer ``fused_targets``: their first pass over a weight matrix,
 ``target <- alpha * g + beta * target``, is what a BLAS GEMM computes for free while it makes
-the gradient ``g`` (see ``mlpx.model.MLP.backward``), so the largest matrix is not read and
+the gradient ``g`` (see ``mlpx.core.model.MLP.backward``), so the largest matrix is not read and
 written again just to apply the step.
 """
 
@@ -16,7 +16,7 @@ from typing import Collection, Dict, Tuple
 
 import numpy as np
 
-from mlpx.blas import axpy
+from mlpx.core.blas import axpy
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]

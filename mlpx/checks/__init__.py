@@ -87,7 +87,7 @@ def check_plugin(
 def check_component(
     component: Any, hyperparameters: Optional[Mapping[str, Any]] = None, seed: int = 0
 ) -> CheckReport:
-    """Check a registered ``mlpx.registry.Component`` with ``hyperparameters`` (default: its
+    """Check a registered ``mlpx.plugins.registry.Component`` with ``hyperparameters`` (default: its
     config dataclass's defaults), labelled with its name, source and version."""
     if hyperparameters is None:
         hyperparameters = default_hyperparameters(component.config)

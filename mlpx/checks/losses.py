@@ -26,7 +26,7 @@ from mlpx.checks.diagnose import bug_shape
 from mlpx.checks.numeric import compare_gradient, fmt, relative_distance
 from mlpx.checks.report import CheckReport, Problem
 from mlpx.checks.tolerances import Tolerances, tolerances
-from mlpx.numerics import log_softmax, softmax
+from mlpx.core.numerics import log_softmax, softmax
 
 N_SAMPLES, N_CLASSES = 5, 4  # not square, so a transposed gradient cannot pass
 #: logits that break naive code: +-1e3, a confidently wrong row, scales from 1e-3 to 1e3

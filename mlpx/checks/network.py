@@ -73,7 +73,7 @@ def check_network(
     rng: np.random.Generator,
     tol: Optional[Tolerances] = None,
 ) -> NetworkCheck:
-    """Check ``model.backward`` (a float64 ``mlpx.model.MLP``) with ``loss`` on ``x``, ``y_onehot``."""
+    """Check ``model.backward`` (a float64 ``mlpx.core.model.MLP``) with ``loss`` on ``x``, ``y_onehot``."""
     tol = tol or tolerances(np.float64)
     result = NetworkCheck(tolerance=tol.network, n_samples=len(x))
     try:

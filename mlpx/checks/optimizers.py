@@ -29,7 +29,7 @@ from mlpx.checks.numeric import fmt
 from mlpx.checks.references import Family, identify, nonstandard_switches
 from mlpx.checks.report import CheckReport, Problem
 from mlpx.checks.tolerances import Tolerances
-from mlpx.trainer import fused_targets_of
+from mlpx.core.trainer import fused_targets_of
 
 Arrays = Dict[str, np.ndarray]
 SHAPES = {"W1": (4, 3), "b1": (3,)}

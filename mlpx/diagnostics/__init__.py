@@ -1,5 +1,6 @@
-"""Diagnostics that explain a run: health metrics per epoch, and rules that turn curves into words.
+"""Diagnostics that explain a run: rules that turn its curves into words, and its figures.
 
-Compute only: ``health`` and ``calibration`` return numbers, ``rules`` returns sentences; the
-tracking and plotting layers log and draw them.
+``rules`` returns sentences (the diagnosis of a rising loss), ``plots`` PNG bytes; the numbers they
+read (health and calibration per epoch) are computed by the core's trainer (``mlpx.core.health``,
+``mlpx.core.calibration``), and the tracking layer logs them.
 """

@@ -1,7 +1,7 @@
 """Rules that read a run's curves and say, in sentences, what is going on and what to try.
 
 ``diagnose(history, ...)`` takes the per-epoch metrics of a finished run (with the health
-metrics of ``mlpx.diagnostics.health`` and ``calibration`` when they were measured) and returns
+metrics of ``mlpx.core.health`` and ``calibration`` when they were measured) and returns
 findings; each rule needs only the metrics it names and stays silent when they are missing.
 """
 

@@ -8,7 +8,8 @@ keywords for a ``register_networks`` plugin. ``KINDS`` is the vocabulary of name
 
 from mlpx.doctor.examine import examine
 from mlpx.doctor.kinds import KINDS, Kind
+from mlpx.doctor.network import Network
 from mlpx.doctor.report import CHECKS, Finding, Report
-from mlpx.doctor.spec import DoctorError, Network, Objective
+from mlpx.doctor.spec import DoctorError, Objective
 
 __all__ = ["CHECKS", "KINDS", "DoctorError", "Finding", "Kind", "Network", "Objective", "Report", "examine"]

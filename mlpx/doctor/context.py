@@ -11,11 +11,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from mlpx.checks.tolerances import Tolerances, tolerances
+from mlpx.core.numerics import one_hot
 from mlpx.doctor.objective import ObjectiveMath
 from mlpx.doctor.report import Finding
 from mlpx.doctor.spec import DoctorError
 from mlpx.doctor.subject import CodeError, Subject
-from mlpx.numerics import one_hot
 
 #: the smallest probability a log is taken of that the checks accept (see Context.unsaturate)
 SATURATION = 1e-4

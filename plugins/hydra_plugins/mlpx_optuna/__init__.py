@@ -1,7 +1,7 @@
 """Hydra sweeper ``hydra/sweeper=mlpx_optuna``: Optuna search whose trials can be pruned.
 
 Hydra finds sweepers only in the ``hydra_plugins`` namespace; mlpx installs this package from
-``plugins/hydra_plugins`` (see pyproject.toml). The search logic lives in ``mlpx.search``.
+``plugins/hydra_plugins`` (see pyproject.toml). The search logic lives in ``mlpx.sweeps.search``.
 """
 
 import logging
@@ -33,7 +33,7 @@ class MlpxOptunaSweeperConf:
     storage: Optional[str] = None  # e.g. sqlite:///outputs/optuna.db to keep and resume the study
     study_name: Optional[str] = None
     # the search space in Hydra's override grammar, e.g. {optimizer.lr: "tag(log, interval(1e-3, 0.3))"};
-    # command-line sweeps ('activation=choice(relu,tanh)') join it, see mlpx.search.search_space
+    # command-line sweeps ('activation=choice(relu,tanh)') join it, see mlpx.sweeps.search.search_space
     params: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,7 +58,7 @@ class MlpxOptunaSweeper(Sweeper):
     def sweep(self, arguments: List[str]) -> Any:
         import optuna
 
-        from mlpx import search
+        from mlpx.sweeps import search
 
         if type(self.launcher).__name__ != "BasicLauncher":
             raise ValueError(

@@ -1,7 +1,7 @@
 """MLflow tracking: the store, and the observer that logs one run's params, curves and artifacts.
 
 MLflow is imported lazily, so ``--help``, config errors and plugin listings stay fast; a run's
-own MLflow calls happen in the helper process (``mlpx.run_recorder``). Everything goes through
+own MLflow calls happen in the helper process (``mlpx.tracking.recorder``). Everything goes through
 ``MlflowClient`` (no global active run), so several runs in one process - a sweep with Hydra's
 basic launcher - cannot collide.
 """
@@ -18,14 +18,14 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from mlpx import signals
-from mlpx.config import hyperparameters
+from mlpx.core.model import MLP
 from mlpx.diagnostics.rules import diagnose, render, summary
 from mlpx.errors import DivergenceError, TrackingError
-from mlpx.helper_process import RemoteRecorder
 from mlpx.hookspecs import hookimpl
-from mlpx.model import MLP
-from mlpx.stale_runs import owner_tags
-from mlpx.store_lock import open_store
+from mlpx.plugins.config import hyperparameters
+from mlpx.tracking.helper import RemoteRecorder
+from mlpx.tracking.stale_runs import owner_tags
+from mlpx.tracking.store_lock import open_store
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def probe_server(uri: str, timeout: float = 5.0) -> None:
 def prepare_experiment(uri: str, experiment: str, artifact_location: Optional[str]) -> str:
     """Create (and migrate) the store and the experiment if needed; return the experiment id.
 
-    A SQLite store is created and migrated under its lock file (``mlpx.store_lock``), so any
+    A SQLite store is created and migrated under its lock file (``mlpx.tracking.store_lock``), so any
     number of processes may start at once on a new store. ``artifact_location`` applies to
     local stores only.
     """
@@ -306,7 +306,7 @@ class MlflowTracker:
     def _log_plots(self, run, result) -> None:
         """Render each figure, write it under the run's folder and send it off while the next
         one renders."""
-        from mlpx import plots
+        from mlpx.diagnostics import plots
 
         data = run.dataset
         figures = {
@@ -354,7 +354,7 @@ class MlflowTracker:
                 raise
             log.warning("the run could not be recorded completely: %s", tracking_error)
         unsent = self._recorder.results.get("close") or {}
-        if "spool" in unsent:  # the server stopped answering: mlpx.spool
+        if "spool" in unsent:  # the server stopped answering: mlpx.tracking.spool
             log.warning(
                 "the MLflow tracking server at %s stopped answering; training went on, and the %d "
                 "records it did not get (metrics, tags, artifacts, the final status) are kept in %s. "

@@ -1,7 +1,7 @@
 """The MLflow calls that record one run, on plain data, and the loop that serves them in a helper.
 
 ``RunRecorder`` is the only code that talks to ``MlflowClient`` for a training run. It lives in
-a helper process (``mlpx.helper_process``) so that importing MLflow, ~2 s, overlaps with Hydra,
+a helper process (``mlpx.tracking.helper``) so that importing MLflow, ~2 s, overlaps with Hydra,
 plugin loading, data loading and the checks in the main process. Its methods take and return
 only str, float, int, dict and list, so requests pickle cheaply and no MLflow type crosses over.
 """
@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from mlpx.spool import HTTP_LIMITS, Spool, unreachable
-from mlpx.stale_runs import HEARTBEAT_TAG, now_ms
+from mlpx.tracking.spool import HTTP_LIMITS, Spool, unreachable
+from mlpx.tracking.stale_runs import HEARTBEAT_TAG, now_ms
 
 _MAX_TAG_LENGTH = 5000
 #: the pyfunc model's code (models from code), run by MLflow where the model loads: never imported here
-MODEL_CODE = Path(__file__).resolve().with_name("mlflow_model.py")
+MODEL_CODE = Path(__file__).resolve().with_name("logged_model.py")
 
 
 class RunRecorder:
@@ -36,7 +36,7 @@ class RunRecorder:
 
     def call(self, method: str, args: tuple, kwargs: dict) -> Any:
         """Call ``method``; once an http(s) server stopped answering, keep the call in the run's
-        folder instead (``mlpx.spool``), this one and every later one, and go on at once.
+        folder instead (``mlpx.tracking.spool``), this one and every later one, and go on at once.
 
         ``close`` returns {"epochs": the epochs whose metrics were logged or kept}, and where the
         unsent calls are ("spool", "unsent", "folder") when there are any."""
@@ -93,7 +93,7 @@ class RunRecorder:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
-        from mlpx.tracking import prepare_experiment
+        from mlpx.tracking.tracker import prepare_experiment
 
         experiment_id = prepare_experiment(uri, experiment, artifact_location)
         self._client = MlflowClient(uri)
@@ -117,9 +117,9 @@ class RunRecorder:
         self._client.log_batch(self.run_id, metrics=batch, tags=beat)
 
     def end_stale_runs(self) -> List[str]:
-        """End FAILED the experiment's runs left RUNNING by dead processes (``mlpx.stale_runs``);
+        """End FAILED the experiment's runs left RUNNING by dead processes (``mlpx.tracking.stale_runs``);
         one line per run ended. A failure here is reported, not fatal to this run."""
-        from mlpx.stale_runs import end_stale_runs
+        from mlpx.tracking.stale_runs import end_stale_runs
 
         try:
             return end_stale_runs(self._client, self._experiment_id)
@@ -188,7 +188,7 @@ class RunRecorder:
         """Log the trained MLP as an MLflow pyfunc model, a LoggedModel linked to the run; return
         its ``models:/`` URI. ``register_as``: also register it as a new version of that model.
 
-        The model is ``mlpx/mlflow_model.py`` (models from code: no pickle of mlpx objects) with
+        The model is ``mlpx/tracking/logged_model.py`` (models from code: no pickle of mlpx objects) with
         ``weights`` (a .npz of plain arrays), ``network`` (its layer count, dtype, activation) and
         the activation's source file ``activation_code``. Requirements are given, not inferred
         (MLflow infers them by loading the model in a subprocess: seconds).

@@ -20,10 +20,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlpx import signals
-from mlpx.plots import sweep_plot
-from mlpx.stale_runs import owner_alive, owner_tags
-from mlpx.sweep_summary import summarize
-from mlpx.tracking import PARENT_RUN_ENV, prepare_experiment, ui_hint
+from mlpx.sweeps.plot import sweep_plot
+from mlpx.sweeps.summary import summarize
+from mlpx.tracking.stale_runs import owner_alive, owner_tags
+from mlpx.tracking.tracker import PARENT_RUN_ENV, prepare_experiment, ui_hint
 
 log = logging.getLogger("mlpx")
 
@@ -180,7 +180,7 @@ class SweepTracking(Callback):
             self._end_orphaned_children(reason)
             self._client.set_tag(parent_id, "mlpx.interrupted", reason)
             self._finish("KILLED")
-        except Exception as exc:  # the store went away: a later start ends it (mlpx.stale_runs)
+        except Exception as exc:  # the store went away: a later start ends it (mlpx.tracking.stale_runs)
             log.warning("could not end the sweep's parent run %s: %s", parent_id, exc)
             return
         signals.note(f"the sweep's parent run {parent_id} ended KILLED ({ui_hint(self._uri)})")

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from mlpx.blas import numpy_blas_controller
+from mlpx.core.blas import numpy_blas_controller
 
 AUTO = "auto"
 

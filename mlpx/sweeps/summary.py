@@ -1,7 +1,7 @@
 """The summary of a finished sweep: one row per job, the parameters that varied, the best run.
 
-Pure computation on MLflow ``Run`` objects; ``mlpx.sweep`` logs the result on the parent run
-and ``mlpx.plots`` draws it.
+Pure computation on MLflow ``Run`` objects; ``mlpx.sweeps.callback`` logs the result on the parent run
+and ``mlpx.diagnostics.plots`` draws it.
 """
 
 import csv

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlpx.blas import gemm_tn_for
+from mlpx.core.blas import gemm_tn_for
 
 Arrays = Dict[str, np.ndarray]
 FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)

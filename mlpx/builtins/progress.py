@@ -13,7 +13,7 @@ class ProgressReporter:
     @hookimpl
     def on_run_start(self, run) -> None:
         sizes = run.dataset.sizes()
-        describe = getattr(run.model, "describe", None)  # a user network (mlpx.network_run)
+        describe = getattr(run.model, "describe", None)  # a user network (mlpx.runs.network_run)
         if describe is not None:
             log.info(
                 "training %s on %s (train %d, val %d, test %d)",

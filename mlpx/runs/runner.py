@@ -15,16 +15,16 @@ import numpy as np
 from omegaconf import DictConfig
 
 from mlpx.checks import CHECKED_KINDS, CheckReport, NetworkCheck, check_component, check_network
-from mlpx.config import hyperparameters
+from mlpx.core.model import MLP
+from mlpx.core.numerics import one_hot, softmax
+from mlpx.core.threads import parse_setting
+from mlpx.core.trainer import Metrics, evaluate_logits, fit
 from mlpx.datasets import Dataset
 from mlpx.diagnostics.rules import Finding, diagnose
 from mlpx.errors import ConfigError, PluginError, TrackingError
-from mlpx.model import MLP
-from mlpx.numerics import one_hot, softmax
-from mlpx.plugin_manager import PluginHost
-from mlpx.registry import KIND_GROUPS, Component
-from mlpx.threads import parse_setting
-from mlpx.trainer import Metrics, evaluate_logits, fit
+from mlpx.plugins.config import hyperparameters
+from mlpx.plugins.manager import PluginHost
+from mlpx.plugins.registry import KIND_GROUPS, Component
 
 
 @dataclass
@@ -113,7 +113,7 @@ def prepare(cfg: DictConfig, host: PluginHost, output_dir: Path) -> RunContext:
     instances = {
         kind: component.build(hyperparameters(cfg[KIND_GROUPS[kind]]))
         for kind, component in components.items()
-        if kind != "network"  # the MLP below; user networks are prepared by mlpx.network_run
+        if kind != "network"  # the MLP below; user networks are prepared by mlpx.runs.network_run
     }
     dataset = instances["dataset"].load()
     if not isinstance(dataset, Dataset):

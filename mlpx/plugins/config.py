@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
-from mlpx.registry import KIND_GROUPS, Registry
+from mlpx.plugins.registry import KIND_GROUPS, Registry
 
 
 class DType(Enum):
@@ -59,7 +59,7 @@ class TrainerConfig:
     lr_schedule: LRSchedule = LRSchedule.cosine
     health_metrics: bool = True  # per-layer norms, update ratios, dead units, calibration (~2 %)
     divergence_factor: float = 1000.0  # stop when the loss exceeds this multiple of its first value
-    # auto: measured at start and between epochs (mlpx.threads); a number fixes it (bit-identical runs)
+    # auto: measured at start and between epochs (mlpx.core.threads); a number fixes it (bit-identical runs)
     blas_threads: str = "auto"
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 

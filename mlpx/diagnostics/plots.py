@@ -3,8 +3,6 @@
 import io
 from typing import List
 
-from mlpx.sweep_summary import SweepSummary
-
 
 def warm_up() -> None:
     """Import matplotlib's figure, Agg canvas and font cache now, while there is time to spare."""
@@ -19,56 +17,22 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height))
 
 
-def _figure(n_panels: int):
+def figure_row(n_panels: int):
     fig = _new_figure(4.2 * n_panels, 3.4)
     axes = fig.subplots(1, n_panels, squeeze=False)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.16, top=0.86, wspace=0.3)
     return fig, list(axes[0])
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     return buffer.getvalue()
 
 
-def _as_numbers(values: List[str]):
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
-
-
-def sweep_plot(summary: SweepSummary) -> bytes:
-    """The sweep's metric against each varied parameter, one panel per parameter; best in red."""
-    params = summary.varied or ["run_name"]
-    fig, axes = _figure(len(params))
-    rows = [r for r in summary.rows if summary.metric in r]
-    for ax, param in zip(axes, params):
-        labels = [str(r.get(param, "")) for r in rows]
-        numbers = _as_numbers(labels)
-        if numbers is not None:
-            xs = numbers
-            positive = all(x > 0 for x in xs)
-            if positive and max(xs) / min(xs) >= 10:
-                ax.set_xscale("log")
-        else:
-            categories = sorted(set(labels))
-            xs = [categories.index(label) for label in labels]
-            ax.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
-        ys = [r[summary.metric] for r in rows]
-        colors = ["tab:red" if summary.best is not None and r is summary.best else "tab:blue" for r in rows]
-        ax.scatter(xs, ys, c=colors)
-        ax.set_xlabel(param)
-        ax.set_ylabel(summary.metric)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{summary.metric} across the sweep ({len(rows)} runs)")
-    return _png(fig)
-
-
 def curves_plot(history: List[dict]) -> bytes:
     """Loss and accuracy per epoch: training against validation, training loss against val_ce."""
-    fig, (ax_loss, ax_ce, ax_acc) = _figure(3)
+    fig, (ax_loss, ax_ce, ax_acc) = figure_row(3)
     epochs = list(range(1, len(history) + 1))
     series = lambda key: [m.get(key, float("nan")) for m in history]  # noqa: E731
     ax_loss.plot(epochs, series("train_loss"), label="train_loss")
@@ -85,7 +49,7 @@ def curves_plot(history: List[dict]) -> bytes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def health_plot(history: List[dict]) -> bytes:
@@ -95,7 +59,7 @@ def health_plot(history: List[dict]) -> bytes:
         ("update_ratio/", "update / weight", True),
         ("dead_units/", "dead units (share)", False),
     ]
-    fig, axes = _figure(4)
+    fig, axes = figure_row(4)
     epochs = list(range(1, len(history) + 1))
     for ax, (prefix, title, log_scale) in zip(axes, groups):
         keys = sorted({k for m in history for k in m if k.startswith(prefix)})
@@ -114,7 +78,7 @@ def health_plot(history: List[dict]) -> bytes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def confusion_plot(labels, predicted, n_classes: int) -> bytes:
@@ -123,7 +87,7 @@ def confusion_plot(labels, predicted, n_classes: int) -> bytes:
 
     matrix = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(matrix, (labels, predicted), 1)
-    fig, (ax,) = _figure(1)
+    fig, (ax,) = figure_row(1)
     fig.set_size_inches(5.2, 4.6)
     ax.imshow(np.log1p(matrix), cmap="Blues")
     for i in range(n_classes):
@@ -143,7 +107,7 @@ def confusion_plot(labels, predicted, n_classes: int) -> bytes:
     ax.set_xticks(range(n_classes))
     ax.set_yticks(range(n_classes))
     ax.set_title(f"test confusion matrix ({int(np.trace(matrix))}/{matrix.sum()} right)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
@@ -176,4 +140,4 @@ def confident_mistakes_plot(images, labels, probs, count: int = 16) -> bytes:
         ax.text(left + side / 2, top - 1, caption, fontsize=7, ha="center", va="bottom")
     ax.imshow(mosaic, cmap="gray_r", interpolation="nearest")
     fig.suptitle("most confident mistakes (test set)", fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)

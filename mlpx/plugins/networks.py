@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 from mlpx.plugin_files import plugin_dirs_from_environment
-from mlpx.plugin_manager import PluginHost, load_plugins
-from mlpx.registry import Component, LoadFailure
+from mlpx.plugins.manager import PluginHost, load_plugins
+from mlpx.plugins.registry import Component, LoadFailure
 
 
 @dataclass

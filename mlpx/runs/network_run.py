@@ -3,7 +3,7 @@
 ``user_network`` resolves the plugin's ``mlpx.doctor.Network`` and how it trains; ``prepare_network``
 turns a config into the ``RunContext`` of an MLP run (data loaded and passed through the
 network's own ``prepare_inputs`` / ``encode_labels``, the net built); ``execute_network`` trains
-it with ``fit_network`` and tests it, calling the same lifecycle hooks as ``mlpx.runner.execute``.
+it with ``fit_network`` and tests it, calling the same lifecycle hooks as ``mlpx.runs.runner.execute``.
 Metrics are mlpx's own, from the network's ``forward`` probabilities (``val_ce`` is honest
 whatever the code trains); the diagnosis is ``mlpx.diagnostics``'. Nothing here prints or
 touches MLflow: the observers do.
@@ -19,17 +19,17 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import numpy as np
 from omegaconf import DictConfig
 
-from mlpx.config import hyperparameters
+from mlpx.core.calibration import calibration_metrics
+from mlpx.core.numerics import cross_entropy, one_hot
+from mlpx.core.trainer import FitResult, Metrics, _DivergenceGuard, lr_factor
 from mlpx.datasets import Dataset
-from mlpx.diagnostics.calibration import calibration_metrics
 from mlpx.diagnostics.rules import diagnose
 from mlpx.doctor.objective import ObjectiveMath
 from mlpx.errors import DivergenceError, PluginError
-from mlpx.numerics import cross_entropy, one_hot
-from mlpx.plugin_manager import PluginHost
-from mlpx.registry import KIND_GROUPS, Component
-from mlpx.runner import RunContext, RunResult, _stop_reason, chosen_components, validate
-from mlpx.trainer import FitResult, Metrics, _DivergenceGuard, lr_factor
+from mlpx.plugins.config import hyperparameters
+from mlpx.plugins.manager import PluginHost
+from mlpx.plugins.registry import KIND_GROUPS, Component
+from mlpx.runs.runner import RunContext, RunResult, _stop_reason, chosen_components, validate
 
 #: how a network trains, in the order they are preferred when it offers several
 STYLES = ("update", "optimizer", "gradients", "train_epoch")
@@ -307,7 +307,7 @@ def fit_network(
     divergence_factor: float = 1e3,
     on_epoch_end: Optional[Callable[[int, Metrics], Optional[str]]] = None,
 ) -> FitResult:
-    """Train the user's net for up to ``epochs``; return the metrics of every epoch, as ``mlpx.trainer.fit``.
+    """Train the user's net for up to ``epochs``; return every epoch's metrics, as ``mlpx.core.trainer.fit``.
 
     Each epoch visits the training set in an order drawn from ``rng``, in minibatches of
     ``batch_size`` handed to the network's ``update`` (or its optimizer's ``gradients`` then

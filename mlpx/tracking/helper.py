@@ -2,7 +2,7 @@
 
 ``python -m mlpx`` starts the helper before Hydra composes the config, so the helper's import of
 MLflow (~2 s) runs on the other core while the main process composes, loads plugins and data
-and checks them. Requests (``mlpx.run_recorder.RunRecorder`` method calls) are pickled onto the
+and checks them. Requests (``mlpx.tracking.recorder.RunRecorder`` method calls) are pickled onto the
 helper's stdin and answered in order; the main process sends without waiting and collects the
 answers at the points where an error must stop it (before training, after each epoch, at the
 end of the run). One helper serves every run of the process, one after the other.
@@ -22,12 +22,12 @@ Reply = Tuple[Any, ...]
 
 
 class HelperProcess:
-    """A running ``python -m mlpx.run_recorder`` and the requests it has not answered yet."""
+    """A running ``python -m mlpx.tracking.recorder`` and the requests it has not answered yet."""
 
     def __init__(self) -> None:
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "mlpx.run_recorder"],
+                [sys.executable, "-m", "mlpx.tracking.recorder"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )

@@ -20,10 +20,10 @@ import pluggy
 
 from mlpx import hookspecs, plugin_files
 from mlpx.plugin_files import plugin_dirs_from_environment
-from mlpx.registry import REGISTRATION_HOOKS, LoadFailure, Registry
+from mlpx.plugins.registry import REGISTRATION_HOOKS, LoadFailure, Registry
 
 ENTRY_POINT_GROUP = "mlpx"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 _BUILTIN_MODULES = (
     "mlpx.builtins.activations",

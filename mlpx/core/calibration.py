@@ -9,7 +9,7 @@ from typing import Dict
 
 import numpy as np
 
-from mlpx.numerics import log_softmax
+from mlpx.core.numerics import log_softmax
 
 
 def calibration_metrics(logits: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> Dict[str, float]:

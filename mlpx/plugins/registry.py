@@ -59,7 +59,7 @@ class Component:
     def network(self) -> Any:
         """A network component's ``mlpx.doctor.Network``; PluginError when the factory fails or
         returns something else."""
-        from mlpx.doctor import Network
+        from mlpx.doctor.network import Network
 
         network = self.build({})
         if not isinstance(network, Network):

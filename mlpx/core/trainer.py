@@ -11,14 +11,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from mlpx.blas import numpy_blas_controller
+from mlpx.core.blas import numpy_blas_controller
+from mlpx.core.calibration import calibration_metrics
+from mlpx.core.health import can_die, dead_unit_shares, norms, update_ratios
+from mlpx.core.model import MLP
+from mlpx.core.numerics import cross_entropy, one_hot
+from mlpx.core.threads import Setting, ThreadPolicy, policy_for
 from mlpx.datasets import Dataset
-from mlpx.diagnostics.calibration import calibration_metrics
-from mlpx.diagnostics.health import can_die, dead_unit_shares, norms, update_ratios
 from mlpx.errors import DivergenceError
-from mlpx.model import MLP
-from mlpx.numerics import cross_entropy, one_hot
-from mlpx.threads import Setting, ThreadPolicy, policy_for
 
 Metrics = Dict[str, float]
 
@@ -125,7 +125,7 @@ def fit(
     calibration), ``blas_threads`` (the epoch's BLAS thread count). ``on_epoch_end`` may return
     a reason to stop early.
 
-    ``blas_threads`` is ``"auto"``, a count, or a ``mlpx.threads.ThreadPolicy`` (to keep one
+    ``blas_threads`` is ``"auto"``, a count, or a ``mlpx.core.threads.ThreadPolicy`` (to keep one
     across calls); None leaves NumPy's BLAS as it is. The BLAS gets its count back on return.
 
     With ``fused_updates``, an optimizer that offers ``fused_targets`` has its first pass over

@@ -1,0 +1,3 @@
+"""Multiruns: the Hydra callback that groups a sweep under one parent run, its summary and
+plot, and the Optuna search.
+"""
