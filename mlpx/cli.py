@@ -257,7 +257,11 @@ def _hydra_app(cfg: DictConfig) -> Optional[float]:
 
 
 def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optional[str]) -> float:
-    """Train one run from a composed config, tracked in MLflow; return the test accuracy."""
+    """Train one run from a composed config, tracked in MLflow; return its objective.
+
+    The objective is ``tracking.best_metric`` (default ``val_ce``), a validation metric at the
+    epoch whose weights the run ends with (the restored one, else the last): what a Hydra
+    sweeper minimises or maximises, never a test-set number."""
     components = chosen_components(cfg, host)
     user = user_network(components["network"])  # None: mlpx's own MLP (network=mlp)
     if user is not None:
@@ -267,9 +271,11 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     if cfg.resume:
         done = finished_run_with_hash(cfg.tracking.uri, cfg.tracking.experiment, digest)
         if done is not None:
-            log.info("resume: skipped, this config already FINISHED as run %s", done.info.run_id)
-            print(f"skipped (resume): already FINISHED as MLflow run {done.info.run_id}", flush=True)
-            return done.data.metrics.get("test_acc", float("nan"))
+            threads = _threads_of(cfg.tracking.uri, done)
+            said = f"already FINISHED as MLflow run {done.info.run_id} ({threads})"
+            log.info("resume: skipped, %s", said)
+            print(f"skipped (resume): {said}", flush=True)
+            return finished_objective(cfg.tracking.uri, done, cfg.tracking.best_metric)
     tracker = MlflowTracker(
         cfg.tracking.uri,
         cfg.tracking.experiment,
@@ -323,7 +329,30 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         f"{ui_hint(cfg.tracking.uri)}",
         flush=True,
     )
-    return test["test_acc"]
+    return result.objective(cfg.tracking.best_metric)
+
+
+def _threads_of(uri: str, run) -> str:
+    """How many BLAS threads a finished run trained with: results are bit-identical only at the same count."""
+    from mlflow import MlflowClient
+
+    history = MlflowClient(uri).get_metric_history(run.info.run_id, "blas_threads")
+    counts = sorted({int(m.value) for m in history})
+    if not counts:
+        return f"trainer.blas_threads={run.data.tags.get('mlpx.blas_threads', '?')}"
+    return f"trained with {'/'.join(map(str, counts))} BLAS thread{'s' if counts != [1] else ''} per epoch"
+
+
+def finished_objective(uri: str, run, metric: str) -> float:
+    """A FINISHED run's objective, as ``RunResult.objective`` returned it when it trained."""
+    from mlflow import MlflowClient
+
+    history = {m.step: m.value for m in MlflowClient(uri).get_metric_history(run.info.run_id, metric)}
+    restored = run.data.tags.get("mlpx.restored_epoch")
+    step = int(restored) if restored else max(history, default=None)
+    if step not in history:
+        raise ConfigError(f"resume: run {run.info.run_id} logged no {metric} (tracking.best_metric={metric})")
+    return history[step]
 
 
 def _doctor_gate(user: UserNetwork, tracker: MlflowTracker) -> str:

@@ -250,7 +250,7 @@ def test_sweep_registers_its_best_model_with_alias_best(tmp_path, migrated_store
     experiment = client.get_experiment_by_name("mlpx")
     runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    best = max(children, key=lambda r: r.data.metrics["val_acc"])
+    best = min(children, key=lambda r: r.data.metrics["val_ce"])  # the default objective
     version = client.get_model_version_by_alias("mnist-best", "best")
     assert version.run_id == best.info.run_id
     assert best.outputs.model_outputs[0].model_id in version.source

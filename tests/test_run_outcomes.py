@@ -10,6 +10,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from mlpx.builtins.early_stopping import EarlyStopping
+from mlpx.cli import finished_objective
 from tests.conftest import SMALL, store_uri
 
 
@@ -92,10 +93,24 @@ def test_early_stopping_stops_logs_why_and_restores_the_best_weights(workdir, ru
     epochs = len(client.get_metric_history(run.info.run_id, "val_loss"))
     assert epochs < 30
     assert f"stopped after epoch {epochs}" in reason
+    # the objective a sweeper gets back is val_ce at the restored epoch, not at the last one
+    restored = int(run.data.tags["mlpx.restored_epoch"])
+    assert restored == epochs - 2  # patience 2
+    val_ce = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val_ce")}
+    assert finished_objective(store_uri(workdir), run, "val_ce") == val_ce[restored] != val_ce[epochs]
+
+
+def test_a_test_metric_as_the_objective_is_refused_before_training(workdir, run_mlpx):
+    completed = run_mlpx([*SMALL, "tracking.best_metric=test_acc"], cwd=workdir)
+    assert completed.returncode == 1
+    assert "tracking.best_metric=test_acc: a sweep must not tune on the test set" in completed.stderr
+    client, (run,) = _runs(workdir)
+    assert run.info.status == "FAILED" and not client.get_metric_history(run.info.run_id, "val_ce")
 
 
 class _Run:  # the part of RunContext EarlyStopping uses
     def __init__(self, params):
+        self.tags, self.restored_epoch = {}, None
         self.model = type(
             "Model", (), {"params": params, "weights": lambda self: {k: v.copy() for k, v in params.items()}}
         )()
@@ -113,6 +128,7 @@ def test_early_stopping_plugin_restores_exactly_the_best_epoch():
     assert reasons[:3] == [None, None, None]
     assert "best 0.5000 at epoch 2" in reasons[3]
     np.testing.assert_array_equal(params["W1"], [2.0, 2.0, 2.0])
+    assert run.restored_epoch == 2 and run.tags["mlpx.restored_epoch"] == "2"
 
 
 def test_resume_skips_finished_configs_and_reruns_failed_ones(workdir, run_mlpx):
@@ -122,6 +138,10 @@ def test_resume_skips_finished_configs_and_reruns_failed_ones(workdir, run_mlpx)
     again = run_mlpx(["-m", "model.hidden=[16],[0],[8]", "resume=true", *small], cwd=workdir)
     assert again.returncode == 1  # [0] is rerun and fails again
     assert again.stdout.count("skipped (resume)") == 1
+    assert re.search(
+        r"skipped \(resume\): already FINISHED as MLflow run \w+ \(trained with \d BLAS threads? per epoch\)",
+        again.stdout,
+    )
     _, runs = _runs(workdir)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     by_hidden = {}

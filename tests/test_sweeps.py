@@ -66,14 +66,14 @@ def test_sweep_summary_on_the_parent_run(workdir, run_mlpx, tmp_path):
     client = MlflowClient(store_uri(workdir))
     parent, children = _sweep_runs(client)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"sweep_summary.csv", "sweep_summary.md", "sweep_val_acc.png"} <= artifacts
+    assert {"sweep_summary.csv", "sweep_summary.md", "sweep_val_ce.png"} <= artifacts
     with open(client.download_artifacts(parent.info.run_id, "sweep_summary.csv", str(tmp_path))) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4
-    assert {"optimizer.lr", "model.hidden", "status", "seconds", "val_acc"} <= set(rows[0])
+    assert {"optimizer.lr", "model.hidden", "status", "seconds", "val_ce", "val_acc"} <= set(rows[0])
     assert sorted(r["status"] for r in rows) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
     finished = [r for r in children if r.info.status == "FINISHED"]
-    best = max(finished, key=lambda r: r.data.metrics["val_acc"])
+    best = min(finished, key=lambda r: r.data.metrics["val_ce"])  # the default objective
     assert parent.data.tags["mlpx.sweep.best_run_id"] == best.info.run_id
-    assert parent.data.tags["mlpx.sweep.best_metric"] == "max val_acc"
-    assert parent.data.metrics["best_val_acc"] == best.data.metrics["val_acc"]
+    assert parent.data.tags["mlpx.sweep.best_metric"] == "min val_ce"
+    assert parent.data.metrics["best_val_ce"] == best.data.metrics["val_ce"]

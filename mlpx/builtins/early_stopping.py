@@ -49,5 +49,7 @@ class EarlyStopping:
         if self.restore_best:
             for key, saved in self._best_weights.items():
                 np.copyto(run.model.params[key], saved)
+            run.restored_epoch = self.best_epoch
+            run.tags["mlpx.restored_epoch"] = str(self.best_epoch)
             reason += ", whose weights were restored"
         return reason

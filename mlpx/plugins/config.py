@@ -68,13 +68,18 @@ class TrainerConfig:
 class TrackingConfig:
     # MLflow's own variables when set (a team's server), else the SQLite store under outputs/
     uri: str = "${oc.env:MLFLOW_TRACKING_URI,'sqlite:///${paths.output_dir}/mlflow.db'}"
+    # true: contact no server, keep the run in its folder for `mlpx sync RUN_DIR`; auto: only if
+    # the server does not answer at start; false: an unreachable server stops the run (a str: "auto")
+    offline: str = "${oc.env:MLPX_TRACKING_OFFLINE,false}"
     experiment: str = "${oc.env:MLFLOW_EXPERIMENT_NAME,mlpx}"
     # where a new experiment in a local store keeps its artifacts (a server decides for itself)
     artifact_location: Optional[str] = "${paths.output_dir}/mlartifacts"
     run_name: Optional[str] = None  # default: the job's overrides, e.g. "optimizer.lr=0.1"
     plots: bool = True  # curves, health, confusion matrix and confident mistakes as PNG
-    best_metric: str = "val_acc"  # a sweep's best run, tagged on its parent run
-    best_mode: Mode = Mode.max
+    #: the objective: what the task function returns to a sweeper (at the restored or last epoch)
+    #: and how a sweep's best run, tagged on its parent run, is chosen; never a test metric
+    best_metric: str = "val_ce"
+    best_mode: Mode = Mode.min
     log_model: bool = True  # the trained MLP as an MLflow pyfunc model (a LoggedModel of the run)
     register_model: Optional[str] = None  # NAME: register the run's model as a new version of NAME
     register_best: Optional[str] = None  # NAME: a sweep registers its best run's model, alias "best"

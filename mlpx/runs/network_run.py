@@ -264,6 +264,7 @@ def execute_network(run: RunContext, hook: Any) -> RunResult:
             seconds=time.perf_counter() - started,
             test_probs=_normalised(probs),
             diagnosis=diagnose(fitted.history, DIAGNOSIS_LOSS[model.user.objective.loss], fitted.stop_reason),
+            restored_epoch=run.restored_epoch,
         )
     except BaseException as error:
         hook.on_run_end(run=run, result=None, error=error)

@@ -39,6 +39,9 @@ class RunContext:
     output_dir: Path
     shuffle_rng: np.random.Generator = field(repr=False)
     tags: Dict[str, str] = field(default_factory=dict)  # plugins add tags; tracking logs them
+    #: the epoch whose weights the model holds at the end when a plugin restored an earlier one
+    #: (early stopping's ``restore_best``); None: the last epoch's
+    restored_epoch: Optional[int] = None
     _tracker: Any = field(default=None, repr=False)  # the MLflow tracker, from its on_run_start
 
     def attach_tracker(self, tracker: Any) -> None:
@@ -76,6 +79,24 @@ class RunResult:
     stop_reason: Optional[str] = None  # why training stopped early, if it did
     test_probs: Optional[np.ndarray] = None  # softmax of the test logits (n_test, n_classes)
     diagnosis: List[Finding] = field(default_factory=list)  # mlpx.diagnostics.rules
+    restored_epoch: Optional[int] = None  # see RunContext.restored_epoch
+
+    def objective(self, metric: str) -> float:
+        """``metric`` (a validation metric, never a test one) at the epoch whose weights the run
+        ends with: the restored epoch, else the last. What the Hydra task function returns."""
+        if metric.startswith("test_"):
+            raise ConfigError(
+                f"tracking.best_metric={metric}: a sweep must not tune on the test set; "
+                "use a validation metric such as val_ce or val_acc"
+            )
+        epoch = self.restored_epoch or len(self.history)
+        metrics = self.history[epoch - 1] if epoch else {}
+        if metric not in metrics:
+            raise ConfigError(
+                f"tracking.best_metric={metric}: no such metric at epoch {epoch} "
+                f"(available: {', '.join(sorted(metrics))})"
+            )
+        return float(metrics[metric])
 
 
 def validate(cfg: DictConfig) -> None:
@@ -87,6 +108,11 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
     if cfg.trainer.batch_size < 1:
         problems.append(f"trainer.batch_size={cfg.trainer.batch_size}: must be >= 1")
+    if cfg.tracking.best_metric.startswith("test_"):
+        problems.append(
+            f"tracking.best_metric={cfg.tracking.best_metric}: a sweep must not tune on the test set; "
+            "use a validation metric such as val_ce (the default) or val_acc"
+        )
     try:
         parse_setting(cfg.trainer.blas_threads)
     except ValueError as exc:
@@ -225,6 +251,7 @@ def execute(run: RunContext, hook: Any) -> RunResult:
             seconds=time.perf_counter() - started,
             test_probs=softmax(test_logits.astype(np.float64)),
             diagnosis=diagnose(fitted.history, run.components["loss"].name, fitted.stop_reason),
+            restored_epoch=run.restored_epoch,
         )
     except BaseException as error:
         hook.on_run_end(run=run, result=None, error=error)

@@ -1,8 +1,10 @@
 """Hydra callback grouping a multirun in MLflow: one parent run, every job a child run of it.
 
 The parent is created before any job starts (which also creates and migrates a new store once,
-so parallel jobs never race on it) and its id reaches the jobs through an environment variable,
-which joblib's worker processes inherit. At the end the parent is tagged with the number of
+so parallel jobs never race on it) and its id reaches the jobs through an environment variable
+that ``on_job_start`` sets in the process running each job, wherever a launcher runs it: Hydra
+ships this callback object, id included, with every job (joblib's and Ray's workers, submitit's
+jobs on this machine or SLURM's). At the end the parent is tagged with the number of
 jobs and of failures, and the sweep fails loudly if any job did: Hydra turns exceptions from callbacks into
 warnings, so the failures are logged and left in ``failed_sweeps`` for the CLI's exit code.
 """
@@ -47,6 +49,7 @@ class SweepTracking(Callback):
         self._parent_id: Optional[str] = None
         self._experiment_id: Optional[str] = None
         self._uri: Optional[str] = None
+        self._outer_parent: Optional[str] = None  # the variable's value before a job set it
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.hydra_config import HydraConfig
@@ -80,6 +83,25 @@ class SweepTracking(Callback):
         atexit.register(self._abandon)
         _open_sweeps.append(self)
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Hand the parent run's id to the job in the process that runs it.
+
+        The variable set at the sweep's start reaches only processes this one starts (joblib's
+        workers, submitit's local jobs, a Ray instance it starts itself); the workers of a running
+        Ray cluster and SLURM's jobs inherit nothing from it. This object travels with every job
+        (launchers ship it in the job's Hydra context), and with it the id."""
+        if self._parent_id is not None:
+            self._outer_parent = os.environ.get(PARENT_RUN_ENV)
+            os.environ[PARENT_RUN_ENV] = self._parent_id
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Leave the variable as the job found it: a worker process outlives its jobs."""
+        if self._parent_id is not None:
+            if self._outer_parent is None:
+                os.environ.pop(PARENT_RUN_ENV, None)
+            else:
+                os.environ[PARENT_RUN_ENV] = self._outer_parent
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._parent_id is None:
             return
@@ -109,8 +131,8 @@ class SweepTracking(Callback):
 
     def _log_summary(self, config: DictConfig, children: List[Any]) -> None:
         """Table, best run and plot of the sweep, on the parent run."""
-        metric = OmegaConf.select(config, "tracking.best_metric", default="val_acc")
-        mode = OmegaConf.select(config, "tracking.best_mode", default="max")
+        metric = OmegaConf.select(config, "tracking.best_metric", default="val_ce")
+        mode = OmegaConf.select(config, "tracking.best_mode", default="min")
         mode = str(getattr(mode, "value", mode))  # the Mode enum of the schema, or a plain string
         summary = summarize(children, metric, mode)
         parent = self._parent_id
