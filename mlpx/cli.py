@@ -6,6 +6,7 @@ Plugins are loaded before Hydra composes the config, so each plugin's hyperparam
 dataclass is a config group option Hydra can validate.
 """
 
+import argparse
 import json
 import logging
 import sys
@@ -23,7 +24,7 @@ from mlpx.diagnostics.plots import warm_up as warm_up_plots
 from mlpx.diagnostics.rules import render
 from mlpx.errors import ConfigError, MlpxError, PluginError
 from mlpx.plugin_files import DEFAULT_PLUGINS_DIR
-from mlpx.plugins.config import store_configs
+from mlpx.plugins.config import store_configs, unknown_keys
 from mlpx.plugins.manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.runs.folder import register_resolvers
 from mlpx.runs.network_run import UserNetwork, execute_network, prepare_network, user_network
@@ -60,7 +61,14 @@ def plugin_host() -> PluginHost:
 
 
 def main() -> None:
-    args = sys.argv[1:]
+    try:
+        _dispatch(sys.argv[1:])
+    except MlpxError as exc:  # bad input found before Hydra runs (plugins, environment)
+        print(f"mlpx: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _dispatch(args: List[str]) -> None:
     if args[:1] in (["--version"], ["-V"]):
         from mlpx import __version__
 
@@ -110,16 +118,22 @@ def _expose_hydra_plugins() -> None:
 
 def plugins_command(args: List[str]) -> int:
     """Print every registered component (kind, name, source, version) and every load failure."""
-    if set(args) - {"--json"}:
-        print("usage: mlpx plugins [--json]", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(
+        prog="mlpx plugins",
+        description="List every registered plugin component (kind, name, version, source: built-in, a "
+        "plugins/ file or a package's entry point) and every plugin that failed to load, with why.",
+        epilog="Exit status: 0, or 1 when a plugin failed to load. Plugin files are read from "
+        "MLPX_PLUGINS_DIR (default: the project's plugins/); MLPX_LOAD_PLUGINS=a,b loads only those.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the components and failures as JSON")
+    options = parser.parse_args(args)
     host = plugin_host()
     components = [
         {"kind": c.kind, "name": c.name, "plugin": c.plugin, "source": c.source, "version": c.version}
         for c in host.registry.components()
     ]
     failures = [{"plugin": f.plugin, "source": f.source, "error": f.error} for f in host.failures]
-    if "--json" in args:
+    if options.json:
         print(json.dumps({"components": components, "failures": failures}, indent=2))
     else:
         for c in components:
@@ -137,11 +151,19 @@ def check_command(args: List[str]) -> int:
     """
     from mlpx.checks import CHECKED_KINDS, check_component
 
-    usage = "usage: mlpx check [--json] [NAME ...]"
-    if any(a.startswith("-") and a != "--json" for a in args):
-        print(usage, file=sys.stderr)
-        return 2
-    names = [a for a in args if a != "--json"]
+    parser = argparse.ArgumentParser(
+        prog="mlpx check",
+        description="Check plugins before they train: each activation, loss, initializer and optimizer "
+        "against its contract (gradients by central differences, shapes, dtypes, extreme inputs, "
+        "reference trajectories), and report every failure with the numbers.",
+        epilog="Exit status: 0 when every check passes, 1 when one fails (or, checking all, a plugin "
+        "failed to load), 2 on a usage error. Hand-written networks: `mlpx doctor NAME`.",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="plugins to check (default: all)")
+    parser.add_argument("--json", action="store_true", help="print the reports as JSON")
+    options = parser.parse_args(args)
+    names = options.names
+    usage = parser.format_usage().strip()
     host = plugin_host()
     registered = host.registry.components()
     unknown = [n for n in names if not any(c.name == n for c in registered)]
@@ -157,7 +179,7 @@ def check_command(args: List[str]) -> int:
             print(f"mlpx check: {c.kind} '{c.name}' skipped: {why}", file=sys.stderr)
     reports = [check_component(c) for c in chosen]
     failures = [] if names else host.failures
-    if "--json" in args:
+    if options.json:
         listing = {
             "reports": [r.as_dict() for r in reports],
             "failures": [{"plugin": f.plugin, "source": f.source, "error": f.error} for f in failures],
@@ -262,6 +284,12 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     The objective is ``tracking.best_metric`` (default ``val_ce``), a validation metric at the
     epoch whose weights the run ends with (the restored one, else the last): what a Hydra
     sweeper minimises or maximises, never a test-set number."""
+    unknown = unknown_keys(cfg)
+    if unknown:
+        raise ConfigError(
+            "unknown config keys (a '+' adds a key the schema does not have: drop it and use an existing "
+            "key; `python -m mlpx --cfg job` lists them): " + "; ".join(unknown)
+        )
     components = chosen_components(cfg, host)
     user = user_network(components["network"])  # None: mlpx's own MLP (network=mlp)
     if user is not None:
@@ -386,6 +414,10 @@ def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dic
         tags[f"mlpx.plugin.{kind}"] = component.name
         tags[f"mlpx.plugin.{kind}.version"] = component.version
         tags[f"mlpx.plugin.{kind}.source"] = component.source
+    if components["network"].name == "mlp" and not cfg.model.hidden:
+        log.info("model.hidden=[]: a linear model (softmax regression, one weight matrix); activation unused")
+        tags["mlpx.model"] = "linear (softmax regression)"
+        tags["mlpx.unused_groups"] = "activation"
     return tags
 
 

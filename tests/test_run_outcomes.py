@@ -181,3 +181,16 @@ def test_ctrl_c_during_training_ends_the_run_killed_with_its_epochs(workdir, mni
     assert run.data.tags["mlpx.output_dir"] in said
     # epoch 1 was logged before epoch 2's progress line; the signal may cut epoch 2's logging short
     assert len(client.get_metric_history(run.info.run_id, "val_ce")) >= 1
+
+
+def test_no_hidden_layer_trains_a_documented_linear_model(workdir, run_mlpx):
+    small = [o for o in SMALL if not o.startswith("model.hidden")]
+    completed = run_mlpx([*small, "model.hidden=[]"], cwd=workdir)
+    assert completed.returncode == 0, completed.stderr
+    assert "a linear model (softmax regression" in completed.stderr
+    client, (run,) = _runs(workdir)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlpx.model"] == "linear (softmax regression)"
+    assert run.data.tags["mlpx.unused_groups"] == "activation"
+    assert {k for k in run.data.metrics if k.startswith("weight_norm/")} == {"weight_norm/layer1"}
+    assert run.data.metrics["val_acc"] > 0.5  # it learns: ten classes, one weight matrix

@@ -143,3 +143,28 @@ def hyperparameters(node: Any) -> dict:
     values = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
     values.pop("name", None)
     return values
+
+
+def unknown_keys(cfg: Any, prefix: str = "") -> List[str]:
+    """One message per key of ``cfg`` its schema does not have (Hydra's ``+group.key=value``
+    adds keys even to structured configs), naming the valid keys and the closest one."""
+    import difflib
+
+    from omegaconf import DictConfig, OmegaConf
+
+    problems = []
+    schema = OmegaConf.get_type(cfg)
+    if dataclasses.is_dataclass(schema):
+        valid = [f.name for f in dataclasses.fields(schema)]
+        for key in cfg.keys():
+            if key not in valid:
+                name = f"{prefix}{key}"
+                close = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+                where = prefix.rstrip(".") or "the config"
+                problems.append(f"{name} is not a key of {where} (its keys: {', '.join(valid)}){hint}")
+    for key in cfg.keys():
+        node = cfg._get_node(key)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            problems.extend(unknown_keys(node, f"{prefix}{key}."))
+    return problems

@@ -12,6 +12,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
@@ -19,6 +20,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 import pluggy
 
 from mlpx import hookspecs, plugin_files
+from mlpx.errors import PluginError
 from mlpx.plugin_files import plugin_dirs_from_environment
 from mlpx.plugins.registry import REGISTRATION_HOOKS, LoadFailure, Registry
 
@@ -82,17 +84,27 @@ def load_plugins(
     for module_name in _BUILTIN_MODULES:
         module = importlib.import_module(module_name)
         _register(host, module, module_name, "built-in", __version__)
+    available = []
     for name, source, version, loader in _external_plugins(plugins_dirs, files):
+        available.append(name)
         if selected is not None and name not in selected:
             continue
         try:
             plugin = loader()
         except Exception as exc:  # any import-time error of a third-party plugin
             host.registry.failures.append(
-                LoadFailure(name, source, f"failed to import: {type(exc).__name__}: {exc}")
+                LoadFailure(name, source, f"failed to import{_where(exc)}: {type(exc).__name__}: {exc}")
             )
             continue
         _register(host, plugin, name, source, version)
+    unknown = [name for name in selected or () if name not in available]
+    if unknown:
+        raise PluginError(
+            f"MLPX_LOAD_PLUGINS names no plugin called {', '.join(map(repr, unknown))}; the plugins found "
+            f"are: {', '.join(sorted(set(available))) or 'none'} (files in "
+            f"{', '.join(map(str, plugins_dirs))} and entry points of group '{ENTRY_POINT_GROUP}'). "
+            "Fix the names, or unset MLPX_LOAD_PLUGINS to load them all"
+        )
     _drop_unknown_hooks(host)
     _collect_registrations(host)
     return host
@@ -118,6 +130,18 @@ def _external_plugins(
         version = dist.version if dist is not None else "unknown"
         source = f"package {dist_name} {version} (entry point {entry_point.value})"
         yield entry_point.name, source, version, entry_point.load
+
+
+def _where(exc: BaseException) -> str:
+    """`` at FILE:LINE`` of the plugin's own code that raised (a syntax error: where it is)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" at {exc.filename}:{exc.lineno}"
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if "importlib" not in frame.filename and frame.filename != __file__
+    ]
+    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def _import_file(path: Path) -> object:
