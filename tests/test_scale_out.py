@@ -110,7 +110,7 @@ def _session_members(session: int) -> List[int]:
 
 def _end_session(session: int, first_signal: int = signal.SIGKILL, grace: float = 15.0) -> List[str]:
     """Wait up to ``grace`` s for the processes of the session we started to end, then send
-    ``first_signal`` and, 10 s later, SIGKILL to those left; return the commands that were left."""
+    ``first_signal`` and, 3 s later, SIGKILL to those left; return the commands that were left."""
     deadline = time.monotonic() + grace
     while _session_members(session) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -121,7 +121,7 @@ def _end_session(session: int, first_signal: int = signal.SIGKILL, grace: float 
                 left.append(cmdline.read().replace(b"\0", b" ").decode(errors="replace")[:120])
         except OSError:
             continue
-    for sig, wait in ((first_signal, 10.0), (signal.SIGKILL, 5.0)):
+    for sig, wait in ((first_signal, 3.0), (signal.SIGKILL, 5.0)):
         for pid in _session_members(session):
             try:
                 os.kill(pid, sig)
