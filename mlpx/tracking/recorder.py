@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from mlpx.tracking.spool import HTTP_LIMITS, Spool, unreachable
-from mlpx.tracking.stale_runs import HEARTBEAT_TAG, now_ms
+from mlpx.errors import TrackingError
+from mlpx.tracking.spool import HTTP_LIMITS, OFFLINE_ID_TAG, Spool, unreachable
+from mlpx.tracking.stale_runs import HEARTBEAT_TAG, now_ms, owner_tags
 
 _MAX_TAG_LENGTH = 5000
 #: the pyfunc model's code (models from code), run by MLflow where the model loads: never imported here
@@ -32,14 +33,18 @@ class RunRecorder:
         self._uri: Optional[str] = None
         self._folder: Optional[str] = None  # the run's Hydra folder, where unsent calls are kept
         self._spool: Optional[Spool] = None
+        self._offline: Optional[str] = None  # why the run is kept offline, when it is
+        self._replaying = False  # sent by ``mlpx sync``: the heartbeat is the syncing process's
         self._steps: set = set()  # steps (epochs) logged
 
     def call(self, method: str, args: tuple, kwargs: dict) -> Any:
-        """Call ``method``; once an http(s) server stopped answering, keep the call in the run's
-        folder instead (``mlpx.tracking.spool``), this one and every later one, and go on at once.
+        """Call ``method``; once an http(s) server stopped answering, or from the start in offline
+        mode, keep the call in the run's folder instead (``mlpx.tracking.spool``), this one and
+        every later one, and go on at once.
 
         ``close`` returns {"epochs": the epochs whose metrics were logged or kept}, and where the
-        unsent calls are ("spool", "unsent", "folder") when there are any."""
+        unsent calls are ("spool", "unsent", "folder") when there are any, with "offline" (why) for
+        an offline run."""
         result = None
         if self._spool is None:
             try:
@@ -49,17 +54,25 @@ class RunRecorder:
                     raise
                 cause = f"{type(exc).__name__}: {exc}"
                 self._spool = Spool(Path(self._folder), self._uri, self.run_id, cause)
-        if self._spool is not None:
-            if method == "end_stale_runs":
-                return []
-            self._spool.append(method, args, kwargs)
+                self._keep(method, args, kwargs)
+        elif method != "end_stale_runs":  # no server to clean up, nor one to contact
+            self._keep(method, args, kwargs)
         if method == "log_metrics" and args[1] > 0:  # step 0: the gradient check, before training
             self._steps.add(args[1])
         if method == "close":
             result = {"epochs": len(self._steps)}
             if self._spool is not None:
                 result.update(spool=str(self._spool.path), unsent=self._spool.count, folder=self._folder)
+            if self._offline is not None:
+                result["offline"] = self._offline
+        elif method == "end_stale_runs" and self._spool is not None:
+            result = []
         return result
+
+    def _keep(self, method: str, args: tuple, kwargs: dict) -> None:
+        if method == "close":  # the run's own end time, not the time it is sent
+            kwargs = {**kwargs, "end_time": now_ms()}
+        self._spool.append(method, args, kwargs)
 
     def open(
         self,
@@ -73,8 +86,15 @@ class RunRecorder:
         cwd: str,
         main_file: Optional[str] = None,
         code_dir: Optional[str] = None,
-    ) -> str:
-        """Create the experiment if needed and the run (status RUNNING) with its params.
+        offline: str = "false",
+        start_time: Optional[int] = None,
+    ) -> Any:
+        """Create the experiment if needed and the run (status RUNNING) with its params; return
+        the run id. ``start_time`` (epoch ms): when the main process asked for the run.
+
+        Offline (``offline`` "true", or "auto" and an http(s) server that does not answer):
+        contact no server, keep the run's creation in its folder for ``mlpx sync`` and return
+        {"offline": why, "folder": the run folder}.
 
         ``environment`` and ``cwd`` are the main process's now: they may have changed since
         this helper started (``hydra.job.env_set``, ``hydra.job.chdir``), and MLflow's stores
@@ -90,30 +110,89 @@ class RunRecorder:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # stderr is the user's
         os.chdir(cwd)
         self._uri, self._folder = uri, tags.get("mlpx.output_dir")
-        from mlflow import MlflowClient
-        from mlflow.entities import Param
+        from mlpx.tracking.tracker import is_remote, prepare_experiment, probe_server
 
-        from mlpx.tracking.tracker import prepare_experiment
+        why = None
+        if offline == "true":
+            why = "tracking.offline=true"
+        elif offline == "auto" and is_remote(uri):
+            try:
+                probe_server(uri)
+            except TrackingError as exc:  # the server does not answer
+                reason = getattr(exc.__cause__, "reason", exc.__cause__)
+                why = f"tracking.offline=auto, and the server at {uri} did not answer at start ({reason})"
+        tags = _context_tags(tags, main_file, code_dir)
+        if why is not None:
+            start = start_time or now_ms()
+            return self._open_offline(why, experiment, artifact_location, params, tags, run_name, start)
+        from mlflow import MlflowClient
 
         experiment_id = prepare_experiment(uri, experiment, artifact_location)
         self._client = MlflowClient(uri)
         self._experiment_id = experiment_id
-        tags = _context_tags(tags, main_file, code_dir)
-        run = self._client.create_run(experiment_id, tags=tags, run_name=run_name)
+        run = self._client.create_run(experiment_id, start_time, tags, run_name)
         self.run_id = run.info.run_id
         parent = tags.get("mlflow.parentRunId")
         if parent:  # the sweep's process is alive while it starts jobs
             self._client.set_tag(parent, HEARTBEAT_TAG, str(now_ms()))
+        self.log_params(params)
+        return self.run_id
+
+    def _open_offline(
+        self,
+        why: str,
+        experiment: str,
+        artifact_location: Optional[str],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+        run_name: Optional[str],
+        start_time: int,
+    ) -> Dict[str, str]:
+        """Keep the run's creation and params as the spool's first records; contact nothing."""
+        if not self._folder:
+            raise TrackingError("offline tracking needs the run's folder (the tag mlpx.output_dir)")
+        self._offline = why
+        self._spool = Spool(Path(self._folder), self._uri, None, why)
+        tags = {**tags, OFFLINE_ID_TAG: self._spool.offline_id}
+        self._spool.append("create", (experiment, artifact_location, tags, run_name, start_time), {})
+        self._spool.append("log_params", (dict(params),), {})
+        return {"offline": why, "folder": self._folder}
+
+    def create(
+        self,
+        experiment: str,
+        artifact_location: Optional[str],
+        tags: Mapping[str, str],
+        run_name: Optional[str],
+        start_time: int,
+    ) -> str:
+        """Create an offline run on the server now (``mlpx sync``), started when it really started.
+
+        The run is owned by the syncing process while it is RUNNING (``mlpx.host``, ``mlpx.pid``),
+        so another mlpx starting on the store meanwhile does not take it for a dead run."""
+        from mlflow import MlflowClient
+
+        from mlpx.tracking.tracker import prepare_experiment
+
+        self._experiment_id = prepare_experiment(self._uri, experiment, artifact_location)
+        self._client = self._client or MlflowClient(self._uri)
+        tags = {**tags, **owner_tags()}
+        run = self._client.create_run(self._experiment_id, start_time, tags, run_name)
+        self.run_id = run.info.run_id
+        return self.run_id
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
         items = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             self._client.log_batch(self.run_id, params=items[start : start + 100])
-        return self.run_id
 
     def log_metrics(self, metrics: Mapping[str, float], step: int, timestamp_ms: int) -> None:
         from mlflow.entities import Metric, RunTag
 
         batch = [Metric(k, float(v), timestamp_ms, step) for k, v in metrics.items()]
-        beat = [RunTag(HEARTBEAT_TAG, str(timestamp_ms))]  # the run's process is alive
+        beat = [RunTag(HEARTBEAT_TAG, str(now_ms() if self._replaying else timestamp_ms))]  # alive
         self._client.log_batch(self.run_id, metrics=batch, tags=beat)
 
     def end_stale_runs(self) -> List[str]:
@@ -205,6 +284,10 @@ class RunRecorder:
         if self._experiment_id is None:  # replayed by ``mlpx sync``
             self._experiment_id = self._client.get_run(self.run_id).info.experiment_id
         mlflow.set_experiment(experiment_id=self._experiment_id)  # the LoggedModel's experiment
+        if self._replaying:
+            logged = self._logged_model()
+            if logged is not None:
+                return logged
         dtype = np.dtype(network["dtype"])
         signature = ModelSignature(
             inputs=Schema([TensorSpec(dtype, (-1, network["n_features"]))]),
@@ -230,14 +313,29 @@ class RunRecorder:
             mlflow.register_model(info.model_uri, register_as)
         return info.model_uri
 
-    def close(self, status: str, tags: Mapping[str, str]) -> None:
-        """Set the final tags and end the run with ``status`` (FINISHED, FAILED or KILLED)."""
+    def _logged_model(self) -> Optional[str]:
+        """The ``models:/`` URI of the run's model if an earlier ``mlpx sync`` logged it whole;
+        one it left half-made (not READY) is deleted, to be logged again."""
+        runs_models = self._client.search_logged_models(
+            [self._experiment_id], filter_string=f"source_run_id = '{self.run_id}'"
+        )
+        for model in runs_models:
+            if model.name != "model":
+                continue
+            if model.status == "READY":
+                return model.model_uri
+            self._client.delete_logged_model(model.model_id)
+        return None
+
+    def close(self, status: str, tags: Mapping[str, str], end_time: Optional[int] = None) -> None:
+        """Set the final tags and end the run with ``status`` (FINISHED, FAILED or KILLED), at
+        ``end_time`` (epoch ms; default now)."""
         if self.run_id is None:
             return
         try:
             self.set_tags(tags)
         finally:  # a tag MLflow refuses must not leave the run RUNNING
-            self._client.set_terminated(self.run_id, status)
+            self._client.set_terminated(self.run_id, status, end_time)
 
 
 @contextlib.contextmanager

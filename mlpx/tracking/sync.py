@@ -1,15 +1,32 @@
 """``mlpx sync RUN_DIR``: send what a run kept in its folder (the spool) to its tracking server.
 
-Idempotent: the spool's progress file counts the records already sent, so a second sync (or one
-after a sync that failed half-way) sends only the rest.
+Idempotent: an offline run is created once (its id noted in the run folder before anything else
+is sent, and found again by its ``mlpx.offline_id`` tag if a sync was killed between the two), and
+the spool's progress file counts the records already sent, so a second sync (or one after a sync
+that failed or was killed half-way) sends only the rest. A record sent just before a kill is sent
+again: MLflow's SQL stores keep one copy of a metric with the same key, step, timestamp and value,
+tags and params are set to the same values, artifacts overwritten, and a model logged whole is
+not logged twice.
 """
 
+import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
+from mlpx.errors import TrackingError
 from mlpx.tracking.recorder import RunRecorder
-from mlpx.tracking.spool import PROGRESS_FILE, SPOOL_FILE, read_spool, sent_records
+from mlpx.tracking.spool import (
+    HTTP_LIMITS,
+    OFFLINE_ID_TAG,
+    SPOOL_FILE,
+    note_sent,
+    read_mapping,
+    read_spool,
+    resolve_files,
+    sent_records,
+    write_mapping,
+)
 
 
 def sync(folder: Path, uri: Optional[str] = None) -> str:
@@ -17,39 +34,80 @@ def sync(folder: Path, uri: Optional[str] = None) -> str:
 
     Raises TrackingError when the server still cannot be reached (nothing is lost: run it again).
     """
-    from mlpx.errors import TrackingError
     from mlpx.tracking.tracker import is_remote, probe_server
 
     header, *calls = read_spool(folder)
-    uri = uri or header["uri"]
+    mapping = read_mapping(folder)
+    if mapping and uri and uri != mapping["uri"]:
+        raise TrackingError(
+            f"{folder} was sent to {mapping['uri']} as MLflow run {mapping['run_id']} already; "
+            f"run `mlpx sync {folder}` without --uri to send the rest there"
+        )
+    uri = uri or (mapping or header)["uri"]
+    run_id = header["run_id"] or (mapping or {}).get("run_id")
     done = sent_records(folder)
     if done >= len(calls):
-        return f"nothing to send: the {len(calls)} records of run {header['run_id']} were sent already"
+        return f"nothing to send: the {len(calls)} records of run {run_id} were sent to {uri} already"
+    for name, value in HTTP_LIMITS.items():  # a server that dies mid-sync costs seconds, not minutes
+        os.environ.setdefault(name, value)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if is_remote(uri):
         probe_server(uri)
     from mlflow import MlflowClient
 
     recorder = RunRecorder()
-    recorder.run_id, recorder._client, recorder._uri = header["run_id"], MlflowClient(uri), uri
+    recorder.run_id, recorder._client, recorder._uri = run_id, MlflowClient(uri), uri
+    recorder._replaying = True
     for number, call in enumerate(calls, start=1):
         if number <= done:
             continue
         try:
-            getattr(recorder, call["method"])(*call["args"], **call["kwargs"])
+            if call["method"] == "create":
+                run_id = _create_once(recorder, folder, header, call["args"])
+            else:
+                args = resolve_files(folder, call["method"], call["args"])
+                getattr(recorder, call["method"])(*args, **call["kwargs"])
         except Exception as exc:
             raise TrackingError(
-                f"sent {number - 1} of {len(calls)} records of run {header['run_id']} to {uri}; "
-                f"{call['method']} failed: {type(exc).__name__}: {exc}. Run `mlpx sync {folder}` again."
+                f"sent {number - 1} of {len(calls)} records of run {run_id or '(not created yet)'} to "
+                f"{uri}; {call['method']} failed: {type(exc).__name__}: {exc}. "
+                f"Run `mlpx sync {folder}` again."
             ) from exc
-        (folder / PROGRESS_FILE).write_text(str(number))
-    return f"sent {len(calls) - done} records of run {header['run_id']} to {uri}"
+        note_sent(folder, number)
+    kind = "offline run" if header.get("offline") else "run"
+    return f"sent {len(calls) - done} records of {kind} {run_id} to {uri}: all of it is there now"
+
+
+def _create_once(recorder: RunRecorder, folder: Path, header: Dict[str, Any], args: List[Any]) -> str:
+    """The offline run's id on the server: the one noted in ``folder``, the one an interrupted
+    sync created (found by its ``mlpx.offline_id`` tag), or a new run; noted before it returns."""
+    mapping = read_mapping(folder)
+    if mapping:
+        recorder.run_id = mapping["run_id"]
+        return recorder.run_id
+    from mlpx.tracking.tracker import prepare_experiment
+
+    experiment, artifact_location = args[0], args[1]
+    experiment_id = prepare_experiment(recorder._uri, experiment, artifact_location)
+    found = recorder._client.search_runs(
+        [experiment_id], filter_string=f"tags.`{OFFLINE_ID_TAG}` = '{header['offline_id']}'", max_results=1
+    )
+    if found:
+        recorder.run_id, recorder._experiment_id = found[0].info.run_id, experiment_id
+    else:
+        recorder.create(*args)
+    write_mapping(folder, recorder._uri, recorder.run_id)
+    return recorder.run_id
 
 
 def sync_command(args: List[str]) -> int:
     """``mlpx sync RUN_DIR [--uri URI]``: 0 when everything is sent, 1 if not, 2 on a usage error."""
     from mlpx.errors import MlpxError
 
-    usage = "usage: mlpx sync RUN_DIR [--uri URI]   (send what a run could not send to its tracking server)"
+    usage = (
+        "usage: mlpx sync RUN_DIR [--uri URI]   (send what a run kept in its folder, offline or "
+        "because its tracking server stopped answering, to the server)"
+    )
     uri = None
     if "--uri" in args:
         at = args.index("--uri")

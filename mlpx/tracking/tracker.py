@@ -20,7 +20,7 @@ import numpy as np
 from mlpx import signals
 from mlpx.core.model import MLP
 from mlpx.diagnostics.rules import diagnose, render, summary
-from mlpx.errors import DivergenceError, TrackingError
+from mlpx.errors import ConfigError, DivergenceError, TrackingError
 from mlpx.hookspecs import hookimpl
 from mlpx.plugins.config import hyperparameters
 from mlpx.tracking.helper import RemoteRecorder
@@ -31,6 +31,60 @@ log = logging.getLogger(__name__)
 
 #: set by the sweep callback so every job of a multirun becomes a child of one parent run
 PARENT_RUN_ENV = "MLPX_PARENT_RUN_ID"
+#: tracking.offline: contact the server (false), never during the run (true), or only if it
+#: answers at start (auto); what ``mlpx sync RUN_DIR`` sends afterwards is kept in the run folder
+OFFLINE_MODES = ("false", "true", "auto")
+
+
+def offline_mode(value: Any) -> str:
+    """``tracking.offline`` as one of OFFLINE_MODES (Hydra reads ``true`` as a boolean, and the
+    schema's ``str`` field turns it into "True")."""
+    mode = str(value if value is not None else "false").strip().lower()
+    if mode not in OFFLINE_MODES:
+        raise ConfigError(
+            f"tracking.offline={value}: expected true (keep the run in its folder, contact no server), "
+            "auto (the same only if the server does not answer at start) or false"
+        )
+    return mode
+
+
+def offline_sweep_refusal(tracking: Any) -> Optional[str]:
+    """Why a multirun cannot start offline (``tracking`` is its config group), or None.
+
+    A sweep's parent run is created on the server before its first job and every job is a child
+    of it; offline, there is no server to create it on, so mlpx refuses rather than scatter the
+    jobs into parentless runs. With ``auto`` the sweep needs its server at start as without it
+    (a job whose server stops answering later keeps the rest in its folder as always)."""
+    mode = offline_mode(tracking.get("offline"))
+    if mode == "false":
+        return None
+    if mode == "auto":
+        if not is_remote(tracking.uri):
+            return None
+        try:
+            probe_server(tracking.uri)
+            return None
+        except TrackingError as exc:
+            reason = f"the tracking server at {tracking.uri} does not answer ({exc.__cause__})"
+    else:
+        reason = "tracking.offline=true"
+    return _sweep_refusal(reason)
+
+
+def _sweep_refusal(reason: str) -> str:
+    return (
+        f"a sweep (-m) cannot be tracked offline: {reason}, and its parent run, which groups its "
+        "jobs, must be created on the server before the first job starts. Start the server, sweep "
+        "into a local store (tracking.uri=sqlite:///ABSOLUTE/PATH.db), or launch the jobs as single "
+        "runs with tracking.offline=true and send each with `mlpx sync RUN_DIR`."
+    )
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def is_remote(uri: str) -> bool:
@@ -48,7 +102,9 @@ def probe_server(uri: str, timeout: float = 5.0) -> None:
             f"cannot reach the MLflow tracking server at {uri} ({reason}). Start it, e.g. "
             "`mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri "
             "sqlite:///outputs/server.db --artifacts-destination outputs/server-artifacts`, "
-            "or track into the local store under outputs/ (tracking=mlflow, the default)."
+            "track into the local store under outputs/ (tracking=mlflow, the default), or run "
+            "offline: tracking.offline=true keeps the run in its folder, and `mlpx sync RUN_DIR` "
+            "sends it once the server answers (tracking.offline=auto: only when it does not answer now)."
         ) from exc
 
 
@@ -156,8 +212,11 @@ class MlflowTracker:
         recorder: Optional[RemoteRecorder] = None,
         log_model: bool = True,
         register_model: Optional[str] = None,
+        offline: Optional[str] = None,
     ) -> None:
         self.uri = uri
+        # tracking.offline; None: read from the run's params in ``open`` (its resolved config)
+        self.offline = None if offline is None else offline_mode(offline)
         self.log_model = log_model
         self.register_model = register_model
         self.experiment = experiment
@@ -167,13 +226,32 @@ class MlflowTracker:
         self._history: List[Dict[str, float]] = []  # the epochs logged so far
         self._output_dir: Optional[str] = None
         self._stale_reported = False
+        self._offline_reported = False
         self._closed = False
 
     @property
     def run_id(self) -> Optional[str]:
-        """The MLflow run's id, once the helper created it (waits for it)."""
+        """The MLflow run's id, once the helper created it (waits for it); None offline, where
+        ``mlpx sync`` creates the run."""
         self.sync()
-        return self._recorder.results.get("open")
+        opened = self._recorder.results.get("open")
+        return opened if isinstance(opened, str) else None
+
+    @property
+    def kept_offline(self) -> Optional[Dict[str, str]]:
+        """{"offline": why, "folder": the run folder} when the run is kept offline, else None."""
+        opened = self._recorder.results.get("open")
+        return opened if isinstance(opened, dict) else None
+
+    def where(self) -> str:
+        """Where the run went, for the closing line: its MLflow run, or the folder that keeps it."""
+        offline = self.kept_offline
+        if offline is None:
+            return f"MLflow run {self.run_id} in experiment '{self.experiment}': {ui_hint(self.uri)}"
+        return (
+            f"MLflow run kept offline in {offline['folder']} ({offline['offline']}); send it to "
+            f"{self.uri} with `mlpx sync {offline['folder']}`"
+        )
 
     def open(self, params: Mapping[str, str], tags: Mapping[str, str], run_name: Optional[str]) -> None:
         """Ask for the run, under the sweep's parent run when there is one."""
@@ -185,9 +263,17 @@ class MlflowTracker:
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         self._output_dir = tags.get("mlpx.output_dir")
+        if self.offline is None:
+            self.offline = offline_mode(params.get("tracking.offline"))
+        if self.offline != "false" and _in_multirun():  # offline_sweep_refusal, for each job
+            if self.offline == "true":
+                raise ConfigError(_sweep_refusal("tracking.offline=true"))
+            if not parent:  # no parent run: the server did not answer at the sweep's start
+                self.offline = "false"
         self._recorder.submit(
             "open", self.uri, self.experiment, self.artifact_location, dict(params), all_tags, run_name,
             dict(os.environ), os.getcwd(), os.path.abspath(sys.argv[0]), str(Path(__file__).resolve().parent),
+            offline=self.offline, start_time=_now_ms(),
         )  # fmt: skip
         self._recorder.submit("end_stale_runs")
 
@@ -198,6 +284,15 @@ class MlflowTracker:
             self._stale_reported = True
             for line in self._recorder.results["end_stale_runs"]:
                 log.warning("%s", line)
+        offline = self.kept_offline
+        if offline is not None and not self._offline_reported:
+            self._offline_reported = True
+            say = log.info if self.offline == "true" else log.warning  # auto: the server is down
+            say(
+                "offline (%s): no server is contacted; the run is kept in %s",
+                offline["offline"],
+                offline["folder"],
+            )
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self._recorder.submit("log_text", text, artifact_file)
@@ -354,7 +449,14 @@ class MlflowTracker:
                 raise
             log.warning("the run could not be recorded completely: %s", tracking_error)
         unsent = self._recorder.results.get("close") or {}
-        if "spool" in unsent:  # the server stopped answering: mlpx.tracking.spool
+        if "offline" in unsent:  # tracking.offline: mlpx.tracking.spool
+            (log.info if self.offline == "true" else log.warning)(
+                "the run ended %s offline: the run, its params, %d epochs of metrics, its artifacts "
+                "and its final status are kept in %s (%d records). Create it on %s once the server "
+                "answers: `mlpx sync %s`",
+                status, unsent["epochs"], unsent["folder"], unsent["unsent"], self.uri, unsent["folder"],
+            )  # fmt: skip
+        elif "spool" in unsent:  # the server stopped answering: mlpx.tracking.spool
             log.warning(
                 "the MLflow tracking server at %s stopped answering; training went on, and the %d "
                 "records it did not get (metrics, tags, artifacts, the final status) are kept in %s. "
@@ -367,7 +469,13 @@ class MlflowTracker:
     def _say_where(self, status: str, interrupted: bool) -> None:
         """Name the run an error ended, and where it is: for the interrupt's one line, or the log."""
         run_id = self._recorder.results.get("open")
-        if run_id is None:
+        if isinstance(run_id, dict):  # offline
+            epochs = (self._recorder.results.get("close") or {}).get("epochs", len(self._history))
+            where = (
+                f"the run ended {status} offline with {epochs} epoch{'s' * (epochs != 1)} of metrics, "
+                f"kept for `mlpx sync {run_id['folder']}`"
+            )
+        elif run_id is None:
             where = f"no MLflow run was created in {self.uri}"
         else:
             # what the helper logged: a signal may have cut the last epoch's logging short
