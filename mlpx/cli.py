@@ -270,7 +270,7 @@ def _hydra_app(cfg: DictConfig) -> Optional[float]:
             # the run is FAILED in MLflow; the sweep goes on and its end lists the failures
             message = f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}) failed: {_describe(exc)}"
             log.error("%s", message)
-            sweep.failed_jobs.append(message)
+            sweep.note_failed_job(Path(hydra_cfg.runtime.output_dir), message)
             return None
         if isinstance(exc, MlpxError):
             log.error("%s", exc)

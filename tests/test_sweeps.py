@@ -77,3 +77,17 @@ def test_sweep_summary_on_the_parent_run(workdir, run_mlpx, tmp_path):
     assert parent.data.tags["mlpx.sweep.best_run_id"] == best.info.run_id
     assert parent.data.tags["mlpx.sweep.best_metric"] == "min val_ce"
     assert parent.data.metrics["best_val_ce"] == best.data.metrics["val_ce"]
+
+
+def test_a_job_failing_in_a_worker_before_its_run_exists_fails_the_sweep(workdir, run_mlpx):
+    # ++ adds momentum to sgd's options, which have no such key: that job stops before its run
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=momentum,sgd"]
+    completed = run_mlpx([*args, "++optimizer.momentum=0.5", *SMALL], cwd=workdir)
+    assert completed.returncode == 1
+    assert "1 of 2 jobs failed" in completed.stderr
+    assert "optimizer.momentum is not a key of optimizer" in completed.stderr
+    assert "(no MLflow run)" in completed.stderr
+    parent, children = _sweep_runs(MlflowClient(store_uri(workdir)))
+    assert [r.info.status for r in children] == ["FINISHED"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["mlpx.sweep.jobs"] == "2" and parent.data.tags["mlpx.sweep.failed"] == "1"

@@ -155,7 +155,9 @@ def unknown_keys(cfg: Any, prefix: str = "") -> List[str]:
     problems = []
     schema = OmegaConf.get_type(cfg)
     if dataclasses.is_dataclass(schema):
-        valid = [f.name for f in dataclasses.fields(schema)]
+        # not dataclasses.fields(): a class cloudpickle copied by value (submitit ships the
+        # ConfigStore's make_dataclass options so) keeps its fields but loses their markers
+        valid = list(schema.__dataclass_fields__)
         for key in cfg.keys():
             if key not in valid:
                 name = f"{prefix}{key}"

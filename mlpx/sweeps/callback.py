@@ -25,7 +25,7 @@ from mlpx import signals
 from mlpx.sweeps.plot import sweep_plot
 from mlpx.sweeps.summary import summarize
 from mlpx.tracking.stale_runs import owner_alive, owner_tags
-from mlpx.tracking.tracker import PARENT_RUN_ENV, prepare_experiment, ui_hint
+from mlpx.tracking.tracker import PARENT_RUN_ENV, offline_sweep_refusal, prepare_experiment, ui_hint
 
 log = logging.getLogger("mlpx")
 
@@ -33,8 +33,22 @@ log = logging.getLogger("mlpx")
 failed_sweeps: List[str] = []
 #: one line per failed job, kept by the job itself: the fallback when tracking cannot tell
 failed_jobs: List[str] = []
+#: written in a job's folder when the job fails: read back by the sweep, whatever process ran it
+FAILED_JOB_FILE = "mlpx-job-failed.txt"
 #: sweeps of this process whose parent run is open
 _open_sweeps: List["SweepTracking"] = []
+
+
+def note_failed_job(output_dir: Path, message: str) -> None:
+    """Record a failed job where the sweep will look for it: in the job's own folder.
+
+    A job run in another process (joblib, Ray, submitit) cannot reach ``failed_jobs`` of this
+    one, and one that failed before its MLflow run existed leaves no run to count."""
+    failed_jobs.append(message)
+    try:
+        (Path(output_dir) / FAILED_JOB_FILE).write_text(message + "\n")
+    except OSError as exc:
+        log.warning("could not note the failed job in %s: %s", output_dir, exc)
 
 
 def close_interrupted_sweeps(interrupt: BaseException) -> None:
@@ -57,6 +71,9 @@ class SweepTracking(Callback):
 
         HydraConfig.instance().set_config(config)  # lets ${hydra:runtime.cwd} resolve here too
         tracking = config.tracking
+        refusal = offline_sweep_refusal(tracking)  # before any server is contacted or job started
+        if refusal:  # SystemExit, not an Exception: Hydra would only warn and start the jobs
+            raise SystemExit(f"mlpx: {refusal}")
         try:
             self._experiment_id = prepare_experiment(
                 tracking.uri, tracking.experiment, tracking.artifact_location
@@ -107,8 +124,14 @@ class SweepTracking(Callback):
             return
         children = self._children()
         failed = [run for run in children if run.info.status != "FINISHED"]
-        self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children)))
-        self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed)))
+        folders = {run.data.tags.get("mlpx.output_dir") for run in children}
+        unrecorded = [  # jobs that failed before their MLflow run existed, in any process
+            note.read_text().strip()
+            for note in sorted(Path(str(config.hydra.sweep.dir)).rglob(FAILED_JOB_FILE))
+            if str(note.parent) not in folders
+        ]
+        self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children) + len(unrecorded)))
+        self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed) + len(unrecorded)))
         if children:
             try:
                 self._log_summary(config, children)
@@ -116,14 +139,15 @@ class SweepTracking(Callback):
                 log.warning("could not write the sweep summary: %s: %s", type(exc).__name__, exc)
                 self._client.set_tag(self._parent_id, "mlpx.sweep.summary_error", str(exc)[:5000])
         parent_id = self._parent_id
-        self._finish("FAILED" if failed else "FINISHED")
-        if failed:
+        self._finish("FAILED" if failed or unrecorded else "FINISHED")
+        if failed or unrecorded:
             lines = [
                 f"{run.info.run_name} ({run.info.status}): "
                 + run.data.tags.get("mlpx.error", "no error recorded")
                 for run in failed
-            ]
-            message = f"{len(failed)} of {len(children)} jobs failed:\n  " + "\n  ".join(lines)
+            ] + [f"{line} (no MLflow run)" for line in unrecorded]
+            jobs = len(children) + len(unrecorded)
+            message = f"{len(failed) + len(unrecorded)} of {jobs} jobs failed:\n  " + "\n  ".join(lines)
             failed_sweeps.append(message)
             log.error("%s", message)
             return
