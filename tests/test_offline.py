@@ -255,11 +255,17 @@ def test_offline_auto_goes_offline_only_when_the_server_does_not_answer_at_start
     assert not list(Path(run.data.tags["mlpx.output_dir"]).glob(SPOOL_FILE))
 
 
-def test_a_sweep_refuses_offline_mode_and_keeps_nothing(workdir, run_mlpx):
-    uri = f"http://127.0.0.1:{_free_port()}"
-    args = ["-m", "seed=0,1", *ARGS, f"tracking.uri={uri}", "tracking.offline=true"]
-    completed = run_mlpx(args, cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
-    assert completed.returncode != 0
-    assert "a sweep (-m) cannot be tracked offline" in completed.stderr
-    assert "epoch 1/" not in completed.stderr
-    assert not list(workdir.rglob(SPOOL_FILE))
+@pytest.mark.parametrize("mode", ["true", "auto"])
+def test_a_sweep_refuses_offline_mode_before_any_job_and_contacts_no_server(workdir, run_mlpx, mode):
+    listener = Listener() if mode == "true" else None  # auto asks the server once: nobody answers
+    uri = f"http://127.0.0.1:{listener.port if listener else _free_port()}"
+    args = ["-m", "seed=0,1", *ARGS, f"tracking.uri={uri}", f"tracking.offline={mode}"]
+    try:
+        completed = run_mlpx(args, cwd=workdir, env={"HYDRA_FULL_ERROR": "0"})
+    finally:
+        if listener:
+            listener.close()
+    assert completed.returncode == 1, completed.stderr
+    assert "mlpx: a sweep (-m) cannot be tracked offline" in completed.stderr
+    assert "epoch 1/" not in completed.stderr and not (workdir / "outputs" / "multirun").exists()
+    assert listener is None or listener.connections == 0
