@@ -263,3 +263,32 @@ def test_the_meter_reads_the_others_cpu_time_or_says_it_cannot():
     sum(range(100_000))
     others = meter.cores()
     assert others is None or 0 <= others <= len(meter.cpus)
+
+
+class _ProbingPolicy(ThreadPolicy):
+    """A fixed count whose every epoch starts with ``calls`` probe calls, as ``auto``'s measurement does."""
+
+    def __init__(self, count, calls):
+        super().__init__(count)
+        self.calls = calls
+
+    def before_epoch(self, probe):
+        for _ in range(self.calls):
+            probe()
+        return super().before_epoch(probe)
+
+
+@pytest.mark.parametrize("calls", [1, 7, 40])  # 40: more than the 18 full batches, then the idle probe
+def test_the_measurement_trains_the_epochs_first_steps_once_each(calls):
+    model, result = _fit(_ProbingPolicy(1, calls))
+    plain, plain_result = _fit(1)
+    for key in plain.params:
+        np.testing.assert_array_equal(model.params[key], plain.params[key])
+    strip = [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in result.history]
+    assert strip == [{k: v for k, v in m.items() if k != "epoch_seconds"} for m in plain_result.history]
+
+
+def test_runnable_others_leave_out_this_processs_own_threads():
+    assert threads._own_running_threads() >= 1  # the caller itself is running
+    others = threads.runnable_others()
+    assert others is None or others >= 0

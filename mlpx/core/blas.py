@@ -16,6 +16,7 @@ epoch ran 10x slower here. Where NumPy's BLAS cannot be found or fails a self-te
 
 import ctypes
 import os
+import weakref
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -70,24 +71,48 @@ def _symbol(library: ctypes.CDLL, routine: str) -> Tuple[Optional[Callable[..., 
     return None, ctypes.c_int
 
 
+# an array's data address as a ctypes argument, by id while the array lives: ``a.ctypes.data``
+# costs ~1 us, as much as a small layer's whole GEMM, and the training loop passes the same
+# buffers at every step
+_ADDRESSES: Dict[int, Tuple["weakref.ref[np.ndarray]", ctypes.c_void_p]] = {}
+
+
+def _address(array: np.ndarray) -> ctypes.c_void_p:
+    key = id(array)
+    entry = _ADDRESSES.get(key)
+    if entry is not None and entry[0]() is array:
+        return entry[1]
+    address = ctypes.c_void_p(array.ctypes.data)
+
+    def forget(ref: "weakref.ref[np.ndarray]", key: int = key) -> None:
+        if _ADDRESSES.get(key, (None,))[0] is ref:
+            del _ADDRESSES[key]
+
+    _ADDRESSES[key] = (weakref.ref(array, forget), address)
+    return address
+
+
 def _bind_gemm_tn(library: ctypes.CDLL, letter: str, scalar: type) -> Optional[GemmTN]:
+    # no argtypes: every argument goes as a ctypes object of its C type, most built once (ctypes'
+    # conversion of 14 Python arguments cost more than a small layer's product)
     function, integer = _symbol(library, f"{letter}gemm")
     if function is None:
         return None
-    function.argtypes = [
-        ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer,  # layout, trans, m n k
-        scalar, _POINTER, integer, _POINTER, integer,  # alpha, a, lda, b, ldb
-        scalar, _POINTER, integer,  # beta, c, ldc
-    ]  # fmt: skip
+    order = (ctypes.c_int(_ROW_MAJOR), ctypes.c_int(_TRANS), ctypes.c_int(_NO_TRANS))
+    dims: Dict[Tuple[int, int, int], Tuple[Any, Any, Any]] = {}
 
     def gemm_tn(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray) -> None:
         """c (m, n) <- alpha * a.T @ b + beta * c, for C-contiguous a (k, m), b (k, n), c."""
         k, m = a.shape
         n = b.shape[1]
+        sizes = dims.get((m, n, k))
+        if sizes is None:
+            sizes = dims[(m, n, k)] = (integer(m), integer(n), integer(k))
+        m_, n_, k_ = sizes
         function(
-            _ROW_MAJOR, _TRANS, _NO_TRANS, m, n, k,
-            alpha, a.ctypes.data, m, b.ctypes.data, n,
-            beta, c.ctypes.data, n,
+            *order, m_, n_, k_,
+            scalar(alpha), _address(a), m_, _address(b), n_,  # lda = m, ldb = n
+            scalar(beta), _address(c), n_,  # ldc = n
         )  # fmt: skip
 
     return gemm_tn
@@ -97,8 +122,13 @@ def _bind_axpy(library: ctypes.CDLL, letter: str, scalar: type) -> Optional[Call
     function, integer = _symbol(library, f"{letter}axpy")
     if function is None:
         return None
-    function.argtypes = [integer, scalar, _POINTER, integer, _POINTER, integer]  # n, alpha, x, incx, y, incy
-    return function
+    one = integer(1)
+
+    def axpy_raw(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
+        """y <- alpha * x + y over every entry of C-contiguous x and y of one size."""
+        function(integer(y.size), scalar(alpha), _address(x), one, _address(y), one)
+
+    return axpy_raw
 
 
 def _passes_self_test(gemm_tn: GemmTN, axpy: Callable[..., None], dtype: np.dtype) -> bool:
@@ -107,7 +137,7 @@ def _passes_self_test(gemm_tn: GemmTN, axpy: Callable[..., None], dtype: np.dtyp
     expected = -0.5 * (a.T @ b) + 0.75 * c
     gemm_tn(-0.5, a, b, 0.75, c)
     tripled = c.copy()
-    axpy(c.size, 2.0, c.ctypes.data, 1, tripled.ctypes.data, 1)
+    axpy(2.0, c, tripled)
     close = {"rtol": 1e-4, "atol": 1e-5}
     return bool(np.allclose(c, expected, **close) and np.allclose(tripled, 3 * expected, **close))
 
@@ -154,5 +184,5 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> bool:
         return False
     if not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
         return False
-    routines[1](y.size, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
+    routines[1](alpha, x, y)
     return True

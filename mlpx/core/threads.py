@@ -2,14 +2,15 @@
 
 On a machine with few cores, BLAS threads that share a core with another busy process wait for
 it at every product: on 2 cores an epoch went from 0.54 s to 2.6 s beside one CPU-bound
-process, while one thread stayed at ~0.86 s busy or quiet. ``auto`` times forward and
-backward passes of the run's own model at each candidate count in interleaved slices (~0.1 s
-in all), and trains with the fastest (the smaller count when they are within ``TIE``). It
-starts at one thread and asks the kernel how many other tasks are runnable (/proc/loadavg):
-counts above the cores those leave free are not timed at all. That check is what keeps the
-measurement short and honest beside a busy process: one call at two threads can take 0.2 s
-there, and a thread that just slept gets a busy core at once for a while, so a short timing
-flatters a count that an epoch-long competition for the core punishes.
+process, while one thread stayed at ~0.86 s busy or quiet. ``auto`` times the epoch's own
+first training steps (the trainer's probe: real work, none thrown away) at each candidate
+count in interleaved slices (~0.1 s in all), and trains with the fastest (the smaller count
+when they are within ``TIE``). It starts at one thread and asks the kernel how many tasks of
+other processes are runnable (/proc/loadavg less this process's own runnable threads, such as
+its BLAS's spinning workers): counts above the cores those leave free are not timed at all.
+That check is what keeps the measurement short and honest beside a busy process: one call at
+two threads can take 0.2 s there, and a thread that just slept gets a busy core at once for a
+while, so a short timing flatters a count that an epoch-long competition for the core punishes.
 
 Between epochs it measures again when, during the epoch, other processes took a core it
 trains on or freed one it was kept off (the kernel's busy time on this process's cores,
@@ -139,9 +140,34 @@ def candidates(ceiling: int) -> List[int]:
     return sorted(counts)
 
 
+def _own_running_threads() -> int:
+    """Threads of this process the kernel has runnable right now (/proc/self/task/*/stat), the
+    caller included; 1 where that cannot be read."""
+    running = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat") as stat:
+                text = stat.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if text[text.rindex(")") + 2 : text.rindex(")") + 3] == "R":
+            running += 1
+    return max(1, running)
+
+
 def runnable_others() -> Optional[int]:
-    """Tasks runnable right now besides the caller (/proc/loadavg), when this process may use
-    every CPU of the machine (else they may be elsewhere); None where it cannot be told."""
+    """Tasks of other processes runnable right now (/proc/loadavg minus this process's own
+    runnable threads), when this process may use every CPU of the machine (else they may be
+    elsewhere); None where it cannot be told.
+
+    Its own threads do not count: after a BLAS call on two threads the idle worker spins for
+    ~0.1 s and is runnable all that time, which made a measurement right after one (the
+    previous epoch's, a check's, another library's) see a busy core that was not there.
+    """
     if usable_cores() != (os.cpu_count() or 0):
         return None
     try:
@@ -149,7 +175,7 @@ def runnable_others() -> Optional[int]:
             running = int(loadavg.read().split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
         return None
-    return max(0, running - 1)
+    return max(0, running - _own_running_threads())
 
 
 def measure(
@@ -280,8 +306,8 @@ class ThreadPolicy:
             self._controller.set_num_threads(count)
 
     def before_epoch(self, probe: Callable[[], None]) -> int:
-        """Apply the count for the coming epoch and return it; ``probe`` is one forward and
-        backward pass of the model that changes no weights (``auto`` times it)."""
+        """Apply the count for the coming epoch and return it; ``probe`` is one unit of the
+        epoch's work, the same each call (``auto`` times it; the trainer's trains the next step)."""
         if self.setting != AUTO:
             self._threads = int(self.setting)
         elif self._remeasure or self._threads is None:

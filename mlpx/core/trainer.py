@@ -22,9 +22,6 @@ from mlpx.errors import DivergenceError
 
 Metrics = Dict[str, float]
 
-#: rows of the forward and backward pass a thread measurement times (a larger batch: its first rows)
-PROBE_MAX_ROWS = 512
-
 
 def evaluate(model: MLP, loss: Any, x: np.ndarray, labels: np.ndarray, n_classes: int) -> Metrics:
     """The training loss, cross-entropy and accuracy of ``model`` on ``x`` (n_samples, n_features).
@@ -64,6 +61,29 @@ class _BatchGather:
         np.take(self.x, index, axis=0, out=buffers[0], mode="wrap")
         np.take(self.y, index, axis=0, out=buffers[1], mode="wrap")
         return buffers
+
+
+class _EpochSteps:
+    """One epoch's training steps, in order: the thread measurement trains the first full
+    batches (its probe is real work, not thrown away), the loop trains the rest."""
+
+    def __init__(self, train_step: Callable[[int], Tuple[float, Metrics]], n_full: int, idle_probe) -> None:
+        self._train_step, self._n_full, self._idle_probe = train_step, n_full, idle_probe
+        self.loss_sum, self.ratios, self.done = 0.0, {}, 0
+
+    def run(self, step: int) -> None:
+        step_loss, step_ratios = self._train_step(step)
+        self.loss_sum += step_loss
+        if step_ratios:
+            self.ratios = step_ratios
+
+    def probe(self) -> None:
+        """The next full-batch step, or the idle probe (no update) once none is left."""
+        if self.done >= self._n_full:
+            self._idle_probe()
+            return
+        self.run(self.done)
+        self.done += 1
 
 
 def _value_and_grad(loss: Any) -> Callable[[np.ndarray, np.ndarray], Tuple[float, np.ndarray]]:
@@ -142,14 +162,15 @@ def fit(
     x_val = data.x_val.astype(model.dtype, copy=False)
     n_samples = len(x)
     steps_per_epoch = math.ceil(n_samples / batch_size)
-    measured_step = max(0, n_samples // batch_size - 1)  # the epoch's last full batch
+    n_full_steps = n_samples // batch_size
+    measured_step = max(0, n_full_steps - 1)  # the epoch's last full batch
     base_lr = optimizer.lr
     gather = _BatchGather(x, y_onehot)
     value_and_grad = _value_and_grad(loss)
     guard = _DivergenceGuard(divergence_factor)
     offer_fused = fused_targets_of(optimizer) if fused_updates else None
     policy = policy_for(blas_threads)
-    probe_rows = np.arange(min(batch_size, n_samples, PROBE_MAX_ROWS))
+    probe_rows = np.arange(min(batch_size, n_samples))  # the idle probe: a batch's worth of rows
 
     def probe() -> None:  # one forward and backward pass: weights and optimizer state untouched
         x_probe, targets_probe = gather.rows(probe_rows)
@@ -157,38 +178,45 @@ def fit(
 
     untouched_threads = _blas_threads_now() if policy is None else None
     predicted = np.empty(n_samples, np.intp)  # each training row's predicted class, in epoch order
+    total_steps = epochs * steps_per_epoch
     history: List[Metrics] = []
+
+    def train_step(epoch: int, order: np.ndarray, step: int) -> Tuple[float, Metrics]:
+        """One minibatch step; its loss summed over the batch, and update ratios if measured."""
+        start = step * batch_size
+        batch = order[start : start + batch_size]
+        optimizer.lr = base_lr * lr_factor(lr_schedule, (epoch - 1) * steps_per_epoch + step, total_steps)
+        x_batch, targets = gather.rows(batch)
+        logits = model.forward(x_batch)
+        value, d_logits = value_and_grad(logits, targets)
+        guard.check(value, epoch, step + 1, optimizer.lr)
+        logits.argmax(axis=1, out=predicted[start : start + len(batch)])  # scored per epoch
+        measured = health and step == measured_step
+        if measured:  # before backward: a fused update changes the weights there
+            before = {key: model.params[key].copy() for key in model.weight_keys}
+        if offer_fused is not None:
+            fused = offer_fused(weights)
+            optimizer.step(model.params, model.backward(d_logits, fused), fused=model.fused_keys)
+        else:
+            optimizer.step(model.params, model.backward(d_logits))
+        return value * len(batch), (update_ratios(before, model.params) if measured else {})
+
     try:
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
-            threads = policy.before_epoch(probe) if policy is not None else untouched_threads
             order = rng.permutation(n_samples)
-            loss_sum, ratios = 0.0, {}
             weights = {key: model.params[key] for key in model.weight_keys}  # the fused GEMMs' targets
-            steps_started = time.perf_counter()
-            for step in range(steps_per_epoch):
-                start = step * batch_size
-                batch = order[start : start + batch_size]
-                global_step = (epoch - 1) * steps_per_epoch + step
-                optimizer.lr = base_lr * lr_factor(lr_schedule, global_step, epochs * steps_per_epoch)
-                x_batch, targets = gather.rows(batch)
-                logits = model.forward(x_batch)
-                value, d_logits = value_and_grad(logits, targets)
-                guard.check(value, epoch, step + 1, optimizer.lr)
-                loss_sum += value * len(batch)
-                np.argmax(logits, axis=1, out=predicted[start : start + len(batch)])  # scored per epoch
-                measured = health and step == measured_step
-                if measured:  # before backward: a fused update changes the weights there
-                    before = {key: model.params[key].copy() for key in model.weight_keys}
-                if offer_fused is not None:
-                    fused = offer_fused(weights)
-                    optimizer.step(model.params, model.backward(d_logits, fused), fused=model.fused_keys)
-                else:
-                    optimizer.step(model.params, model.backward(d_logits))
-                if measured:
-                    ratios = update_ratios(before, model.params)
-            if policy is not None:
-                policy.after_epoch(n_samples / len(probe_rows), time.perf_counter() - steps_started)
+            steps = _EpochSteps(
+                lambda step, order=order, epoch=epoch: train_step(epoch, order, step), n_full_steps, probe
+            )
+            threads = policy.before_epoch(steps.probe) if policy is not None else untouched_threads
+            first, steps_started = steps.done, time.perf_counter()
+            for step in range(first, steps_per_epoch):
+                steps.run(step)
+            if policy is not None and first < steps_per_epoch:  # steps left after the measurement
+                rows_left = n_samples - first * batch_size
+                policy.after_epoch(rows_left / len(probe_rows), time.perf_counter() - steps_started)
+            loss_sum, ratios = steps.loss_sum, steps.ratios
             correct = int(np.count_nonzero(predicted == labels[order]))
             metrics = {"train_loss": loss_sum / n_samples, "train_acc": correct / n_samples}
             metrics.update(_validation_metrics(model, loss, x_val, data, health))
