@@ -26,7 +26,14 @@ def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) ->
     C-contiguous, and ``c`` writeable and of that shape (BLAS itself would write past it)."""
     if not (isinstance(c, np.ndarray) and c.shape == (a.shape[1], b.shape[1]) and c.flags.writeable):
         return False
-    return all(array.dtype == dtype and array.flags.c_contiguous for array in (c, a, b))
+    return (
+        c.dtype == dtype
+        and a.dtype == dtype
+        and b.dtype == dtype
+        and c.flags.c_contiguous
+        and a.flags.c_contiguous
+        and b.flags.c_contiguous
+    )
 
 
 def _accepts_out(method: Callable[..., Any]) -> bool:
@@ -70,6 +77,7 @@ class MLP:
             self.params[f"b{layer}"] = np.zeros(fan_out, dtype=self.dtype)
         self.grads: Arrays = {key: np.zeros_like(p) for key, p in self.params.items()}
         self.weight_keys = [f"W{layer}" for layer in range(1, self.n_layers + 1)]
+        self._bias_keys = [f"b{layer}" for layer in range(1, self.n_layers + 1)]
         self._buffers: Dict[int, _Buffers] = {}
         self._x: np.ndarray = np.empty((0, self.sizes[0]), self.dtype)
         self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
@@ -99,19 +107,17 @@ class MLP:
         buffers = self._buffers.get(len(x))
         if buffers is None:
             buffers = self._buffers[len(x)] = _Buffers(len(x), self.sizes, self.dtype)
+        params, forward, forward_out = self.params, self.activation.forward, self._forward_out
         a = x
         zs, activations = [], []
-        for layer in range(1, self.n_layers):
-            z = np.matmul(a, self.params[f"W{layer}"], out=buffers.z[layer - 1])
-            z += self.params[f"b{layer}"]
-            if self._forward_out:
-                a = self.activation.forward(z, out=buffers.a[layer - 1])
-            else:
-                a = self.activation.forward(z)
+        for index in range(self.n_layers - 1):
+            z = np.matmul(a, params[self.weight_keys[index]], out=buffers.z[index])
+            z += params[self._bias_keys[index]]
+            a = forward(z, out=buffers.a[index]) if forward_out else forward(z)
             zs.append(z)
             activations.append(a)
-        logits = np.matmul(a, self.params[f"W{self.n_layers}"], out=buffers.logits)
-        logits += self.params[f"b{self.n_layers}"]
+        logits = np.matmul(a, params[self.weight_keys[-1]], out=buffers.logits)
+        logits += params[self._bias_keys[-1]]
         self._x, self._z, self._a = x, zs, activations
         self._grad_a = buffers.grad_a
         return logits
@@ -139,22 +145,19 @@ class MLP:
         may be the weights themselves. ``self.fused_keys`` names the keys fused.
         """
         self.fused_keys = []
+        backward, backward_out = self.activation.backward, self._backward_out
         delta = d_logits  # dL/dz of the current layer
-        for layer in range(self.n_layers, 0, -1):
-            a_prev = self._x if layer == 1 else self._a[layer - 2]
-            weights = self.params[f"W{layer}"]
+        for index in range(self.n_layers - 1, -1, -1):  # layer index + 1
+            a_prev = self._a[index - 1] if index else self._x
             grad_a = None
-            if layer > 1:  # before the weight update below may change the weights
-                grad_a = np.matmul(delta, weights.T, out=self._grad_a[layer - 2])
-            self._weight_gradient(f"W{layer}", a_prev, delta, fused)
-            np.add.reduce(delta, axis=0, out=self.grads[f"b{layer}"])
+            if index:  # before the weight update below may change the weights
+                grad_a = np.matmul(delta, self.params[self.weight_keys[index]].T, out=self._grad_a[index - 1])
+            self._weight_gradient(self.weight_keys[index], a_prev, delta, fused)
+            np.add.reduce(delta, axis=0, out=self.grads[self._bias_keys[index]])
             if grad_a is None:
                 break
-            z = self._z[layer - 2]
-            if self._backward_out:
-                delta = self.activation.backward(z, a_prev, grad_a, out=grad_a)
-            else:
-                delta = self.activation.backward(z, a_prev, grad_a)
+            z = self._z[index - 1]
+            delta = backward(z, a_prev, grad_a, out=grad_a) if backward_out else backward(z, a_prev, grad_a)
         return self.grads
 
     def _weight_gradient(

@@ -58,8 +58,8 @@ class _BatchGather:
                 np.empty((len(index), self.y.shape[1]), self.y.dtype),
             )
         # mode="wrap": with out= the default "raise" writes through a temporary copy (2x slower)
-        np.take(self.x, index, axis=0, out=buffers[0], mode="wrap")
-        np.take(self.y, index, axis=0, out=buffers[1], mode="wrap")
+        self.x.take(index, axis=0, out=buffers[0], mode="wrap")
+        self.y.take(index, axis=0, out=buffers[1], mode="wrap")
         return buffers
 
 
