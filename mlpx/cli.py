@@ -37,7 +37,9 @@ from mlpx.tracking.tracker import (
     config_hash,
     finished_run_with_hash,
     flatten,
-    ui_hint,
+    is_remote,
+    offline_mode,
+    probe_server,
 )
 
 #: the configs: conf/ at the top of a clone, or the copy a wheel ships inside the package (mlpx/conf)
@@ -296,7 +298,7 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
         log.info("%s; unused config groups: %s", user.describe(), ", ".join(user.unused_groups))
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     digest = config_hash(resolved)
-    if cfg.resume:
+    if cfg.resume and _server_for_resume(cfg.tracking):
         done = finished_run_with_hash(cfg.tracking.uri, cfg.tracking.experiment, digest)
         if done is not None:
             threads = _threads_of(cfg.tracking.uri, done)
@@ -334,7 +336,9 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
             )
         if cfg.tracking.plots:
             warm_up_plots()  # while the helper may still be importing MLflow
-        tracker.sync()  # the store and the run exist, or training does not start
+        # Training does not wait for the helper's MLflow import: its first sync is at the end of
+        # the first epoch, where a store or request MLflow refused stops the run
+        tracker.before_training()
     except BaseException as exc:
         tracker.close(exc)
         raise
@@ -352,12 +356,28 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     print(render(result.diagnosis, result.history).replace("# Diagnosis\n\n", "Diagnosis: "), flush=True)
     print(
         f"test_acc {test['test_acc']:.4f}  test_ce {test['test_ce']:.4f}  "
-        f"({len(result.history)} epochs, {result.seconds:.1f} s)\n"
-        f"MLflow run {tracker.run_id} in experiment '{cfg.tracking.experiment}': "
-        f"{ui_hint(cfg.tracking.uri)}",
+        f"({len(result.history)} epochs, {result.seconds:.1f} s)\n{tracker.where()}",
         flush=True,
     )
     return result.objective(cfg.tracking.best_metric)
+
+
+def _server_for_resume(tracking: DictConfig) -> bool:
+    """Whether ``resume=true`` can look for finished runs: not offline, nor with a server that does
+    not answer when offline mode may take over (MLflow's retries would take minutes)."""
+    mode = offline_mode(tracking.offline)
+    if mode == "false":
+        return True
+    if mode == "auto" and is_remote(tracking.uri):
+        try:
+            probe_server(tracking.uri)
+            return True
+        except MlpxError:
+            pass
+    elif mode == "auto":
+        return True
+    log.warning("resume=true: no finished run can be looked up offline (tracking.offline=%s); training", mode)
+    return False
 
 
 def _threads_of(uri: str, run) -> str:

@@ -118,6 +118,8 @@ def test_an_offline_run_contacts_no_server_and_mlpx_sync_creates_it_once(tmp_pat
     assert listener.connections == 0, "an offline run contacted the tracking server"
     assert seconds < 60 and re.search(rf"epoch\s+{EPOCHS}/{EPOCHS}", mlpx.output)
     folder = _kept_folder(mlpx)
+    assert f"MLflow run kept offline in {folder} (tracking.offline=true)" in mlpx.output  # no "run None"
+    assert "MLflow run None" not in mlpx.output
     header = read_spool(folder)[0]
     assert header["uri"] == uri and header["run_id"] is None  # MLFLOW_TRACKING_URI was honoured
     ended = read_spool(folder)[-1]

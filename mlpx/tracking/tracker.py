@@ -277,6 +277,14 @@ class MlflowTracker:
         )  # fmt: skip
         self._recorder.submit("end_stale_runs")
 
+    def before_training(self) -> None:
+        """What must hold before the first epoch, checked without waiting for the helper (which
+        may still be importing MLflow): a remote server that does not answer stops the run now,
+        unless offline mode may take over. Whatever else the helper finds wrong (a store that
+        cannot be used, a refused request) stops the run at the first epoch's sync."""
+        if self.offline == "false" and is_remote(self.uri):
+            probe_server(self.uri)
+
     def sync(self) -> None:
         """Wait for every request sent; raise TrackingError if MLflow refused one."""
         self._recorder.sync()
