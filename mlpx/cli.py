@@ -28,7 +28,7 @@ from mlpx.plugins.config import store_configs, unknown_keys
 from mlpx.plugins.manager import PROJECT_ROOT, PluginHost, load_plugins
 from mlpx.runs.folder import register_resolvers
 from mlpx.runs.network_run import UserNetwork, execute_network, prepare_network, user_network
-from mlpx.runs.runner import check_run, chosen_components, execute, prepare
+from mlpx.runs.runner import ObjectiveCheck, check_run, chosen_components, execute, prepare
 from mlpx.sweeps import callback as sweep
 from mlpx.sweeps.search import reporter_for_this_job
 from mlpx.tracking.helper import start_early
@@ -342,16 +342,17 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
     except BaseException as exc:
         tracker.close(exc)
         raise
-    for observer in observers:
-        host.pm.register(observer)
     try:
+        for observer in observers:
+            host.pm.register(observer)
         result = (execute if user is None else execute_network)(run, host.pm.hook)
     except BaseException as exc:  # a plugin's on_run_end raised before the tracker's (trylast) ran
         tracker.close(exc)
         raise
     finally:
         for observer in observers:
-            host.pm.unregister(observer)
+            if host.pm.is_registered(observer):
+                host.pm.unregister(observer)
     test = result.test
     print(render(result.diagnosis, result.history).replace("# Diagnosis\n\n", "Diagnosis: "), flush=True)
     print(
@@ -443,7 +444,7 @@ def _run_tags(cfg: DictConfig, components, output_dir: Path, digest: str) -> dic
 
 def _optional_observers(cfg: DictConfig) -> list:
     """Lifecycle plugins the config switches on (early stopping), and an Optuna trial's reporter."""
-    observers = []
+    observers = [ObjectiveCheck(cfg.tracking.best_metric)]
     reporter = reporter_for_this_job()
     if reporter is not None:
         observers.append(reporter)

@@ -271,3 +271,29 @@ def test_a_sweep_refuses_offline_mode_before_any_job_and_contacts_no_server(work
     assert "mlpx: a sweep (-m) cannot be tracked offline" in completed.stderr
     assert "epoch 1/" not in completed.stderr and not (workdir / "outputs" / "multirun").exists()
     assert listener is None or listener.connections == 0
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("group", [False, True], ids=["main", "group"])
+def test_an_offline_run_killed_with_sigkill_syncs_ended_not_running(tmp_path, mnist_cache, group):
+    # main only: its helper ends the run in the spool; the whole group: the spool has no end,
+    # and mlpx sync, seeing the owner dead, ends the run FAILED instead of leaving it RUNNING
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    long = [*[o for o in ARGS if not o.startswith("trainer.epochs")], "trainer.epochs=200"]
+    mlpx = Mlpx([*long, "tracking.offline=true"], tmp_path, mnist_cache, env={"MLFLOW_TRACKING_URI": uri})
+    mlpx.wait_line(r"epoch\s+3/200")
+    mlpx.send(signal.SIGKILL, group)
+    mlpx.wait()
+    time.sleep(1)  # the helper, when alive, notices the closed pipe and writes the run's end
+    (folder,) = [p.parent for p in (tmp_path / "outputs" / "runs").rglob(SPOOL_FILE)]
+    root = tmp_path / "server"
+    root.mkdir()
+    with running_mlflow_server(root, f"sqlite:///{root / 'server.db'}", port):
+        synced = _sync(folder)
+        assert synced.returncode == 0, synced.stderr
+        (run,) = _all_runs(MlflowClient(uri))
+        assert run.info.status == "FAILED"
+        assert "died before it ended the run" in run.data.tags["mlpx.error"]
+        epochs = _epochs(MlflowClient(uri), run)
+        assert len(epochs) >= 2 and epochs == list(range(1, len(epochs) + 1))  # nothing lost

@@ -103,7 +103,8 @@ def test_early_stopping_stops_logs_why_and_restores_the_best_weights(workdir, ru
 def test_a_test_metric_as_the_objective_is_refused_before_training(workdir, run_mlpx):
     completed = run_mlpx([*SMALL, "tracking.best_metric=test_acc"], cwd=workdir)
     assert completed.returncode == 1
-    assert "tracking.best_metric=test_acc: a sweep must not tune on the test set" in completed.stderr
+    assert "tracking.best_metric=test_acc: the objective is a validation metric" in completed.stderr
+    assert "a sweep must not tune on the test set" in completed.stderr
     client, (run,) = _runs(workdir)
     assert run.info.status == "FAILED" and not client.get_metric_history(run.info.run_id, "val_ce")
 
@@ -139,7 +140,7 @@ def test_resume_skips_finished_configs_and_reruns_failed_ones(workdir, run_mlpx)
     assert again.returncode == 1  # [0] is rerun and fails again
     assert again.stdout.count("skipped (resume)") == 1
     assert re.search(
-        r"skipped \(resume\): already FINISHED as MLflow run \w+ \(trained with \d BLAS threads? per epoch\)",
+        r"skipped \(resume\): already FINISHED as MLflow run \w+ \(trained with [\d/]+ BLAS threads? per",
         again.stdout,
     )
     _, runs = _runs(workdir)
@@ -194,3 +195,14 @@ def test_no_hidden_layer_trains_a_documented_linear_model(workdir, run_mlpx):
     assert run.data.tags["mlpx.unused_groups"] == "activation"
     assert {k for k in run.data.metrics if k.startswith("weight_norm/")} == {"weight_norm/layer1"}
     assert run.data.metrics["val_acc"] > 0.5  # it learns: ten classes, one weight matrix
+
+
+def test_a_misspelt_objective_stops_the_run_after_its_first_epoch(workdir, run_mlpx):
+    args = [*(o for o in SMALL if not o.startswith("trainer.epochs")), "trainer.epochs=3"]
+    completed = run_mlpx([*args, "tracking.best_metric=val_accuracy"], cwd=workdir)
+    assert completed.returncode == 1
+    assert "tracking.best_metric=val_accuracy: the epochs report no such metric" in completed.stderr
+    assert "val_acc" in completed.stderr.split("validation metrics:")[1]
+    client, (run,) = _runs(workdir)
+    assert run.info.status == "FAILED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_ce")] == [1]

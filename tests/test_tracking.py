@@ -250,3 +250,34 @@ def test_a_request_that_cannot_be_sent_is_refused_and_leaves_the_pipe_clean(work
     recorder.submit("close", "FINISHED", {})
     recorder.sync()
     assert MlflowClient(uri).get_run(recorder.results["open"]).info.status == "FINISHED"
+
+
+class _CountingRecorder:
+    """The helper's side seen from the tracker: requests noted, every wait for answers counted."""
+
+    def __init__(self) -> None:
+        self.sent, self.waits, self.results = [], 0, {}
+
+    def submit(self, method, *args, **kwargs) -> None:
+        self.sent.append(method)
+
+    def sync(self) -> None:
+        self.waits += 1
+
+
+def test_registering_the_tracker_and_starting_training_never_wait_for_the_helper(tmp_path):
+    import pluggy
+
+    from mlpx import hookspecs
+    from mlpx.tracking.tracker import MlflowTracker
+
+    recorder = _CountingRecorder()
+    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "mlpx", None, recorder=recorder)
+    tracker.open({"tracking.offline": "false"}, {"mlpx.output_dir": str(tmp_path)}, "run")
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    pm.register(tracker)  # pluggy reads every attribute: none may wait for the helper
+    tracker.before_training()
+    assert recorder.sent[:1] == ["open"] and recorder.waits == 0
+    tracker.on_epoch_end(epoch=1, metrics={"val_ce": 1.0})
+    assert recorder.waits == 1  # the first sync: at the end of the first epoch

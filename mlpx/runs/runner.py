@@ -22,6 +22,7 @@ from mlpx.core.trainer import Metrics, evaluate_logits, fit
 from mlpx.datasets import Dataset
 from mlpx.diagnostics.rules import Finding, diagnose
 from mlpx.errors import ConfigError, PluginError, TrackingError
+from mlpx.hookspecs import hookimpl
 from mlpx.plugins.config import hyperparameters
 from mlpx.plugins.manager import PluginHost
 from mlpx.plugins.registry import KIND_GROUPS, Component
@@ -99,6 +100,22 @@ class RunResult:
         return float(metrics[metric])
 
 
+class ObjectiveCheck:
+    """Lifecycle plugin: a ``tracking.best_metric`` the epochs do not report stops the run after
+    its first epoch, not after the last (where the task function would find it missing)."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+
+    @hookimpl(trylast=True)  # after the tracker logged the epoch: nothing computed is lost
+    def on_epoch_end(self, epoch: int, metrics: Metrics) -> None:
+        if epoch == 1 and self.metric not in metrics:
+            raise ConfigError(
+                f"tracking.best_metric={self.metric}: the epochs report no such metric "
+                f"(validation metrics: {', '.join(sorted(k for k in metrics if k.startswith('val_')))})"
+            )
+
+
 def validate(cfg: DictConfig) -> None:
     """Checks Hydra's types cannot express; ConfigError names the key and the fix."""
     problems = []
@@ -108,10 +125,11 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
     if cfg.trainer.batch_size < 1:
         problems.append(f"trainer.batch_size={cfg.trainer.batch_size}: must be >= 1")
-    if cfg.tracking.best_metric.startswith("test_"):
+    if not cfg.tracking.best_metric.startswith("val_"):
         problems.append(
-            f"tracking.best_metric={cfg.tracking.best_metric}: a sweep must not tune on the test set; "
-            "use a validation metric such as val_ce (the default) or val_acc"
+            f"tracking.best_metric={cfg.tracking.best_metric}: the objective is a validation metric "
+            "(val_ce, the default, val_acc or val_loss); a sweep must not tune on the test set or "
+            "on the training loss"
         )
     try:
         parse_setting(cfg.trainer.blas_threads)

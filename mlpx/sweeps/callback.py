@@ -122,13 +122,16 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._parent_id is None:
             return
-        children = self._children()
+        notes = sorted(Path(str(config.hydra.sweep.dir)).resolve().rglob(FAILED_JOB_FILE))
+        try:
+            children = self._children()
+        except Exception as exc:  # Hydra would only warn: the exit code must still say it
+            failed_sweeps.append(f"cannot read the sweep's runs ({exc}); {len(notes)} jobs noted failing")
+            raise
         failed = [run for run in children if run.info.status != "FINISHED"]
-        folders = {run.data.tags.get("mlpx.output_dir") for run in children}
+        folders = {str(Path(run.data.tags.get("mlpx.output_dir", "")).resolve()) for run in children}
         unrecorded = [  # jobs that failed before their MLflow run existed, in any process
-            note.read_text().strip()
-            for note in sorted(Path(str(config.hydra.sweep.dir)).rglob(FAILED_JOB_FILE))
-            if str(note.parent) not in folders
+            note.read_text().strip() for note in notes if str(note.parent) not in folders
         ]
         self._client.set_tag(self._parent_id, "mlpx.sweep.jobs", str(len(children) + len(unrecorded)))
         self._client.set_tag(self._parent_id, "mlpx.sweep.failed", str(len(failed) + len(unrecorded)))

@@ -263,4 +263,5 @@ class TrialReporter:
     def on_run_end(self, run, result, error) -> None:
         if error is None and self.trial.number not in outcomes:
             run.tags["mlpx.optuna.state"] = "COMPLETE"
-            outcomes[self.trial.number] = ("COMPLETE", self.last)
+            # the value at the epoch whose weights the run ends with (early stopping may restore one)
+            outcomes[self.trial.number] = ("COMPLETE", result.objective(self.metric))

@@ -434,7 +434,7 @@ def _orphaned(recorders: Mapping[int, RunRecorder]) -> None:
     """The main process closed the pipe without closing these runs: it died (SIGKILL, the OOM
     killer). End them here, KILLED if this process got the signal too, else FAILED."""
     for recorder in recorders.values():
-        if recorder.run_id is None:
+        if recorder.run_id is None and recorder._spool is None:  # no run, and none kept offline
             continue
         if _signal_received is not None:
             status, cause = "KILLED", f"interrupted by {signal.Signals(_signal_received).name}"

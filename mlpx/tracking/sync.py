@@ -10,6 +10,7 @@ not logged twice.
 """
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -27,6 +28,7 @@ from mlpx.tracking.spool import (
     sent_records,
     write_mapping,
 )
+from mlpx.tracking.stale_runs import HOST_TAG, PID_START_TAG, PID_TAG, process_alive
 
 
 def sync(folder: Path, uri: Optional[str] = None) -> str:
@@ -75,7 +77,23 @@ def sync(folder: Path, uri: Optional[str] = None) -> str:
             ) from exc
         note_sent(folder, number)
     kind = "offline run" if header.get("offline") else "run"
-    return f"sent {len(calls) - done} records of {kind} {run_id} to {uri}: all of it is there now"
+    sent = f"sent {len(calls) - done} records of {kind} {run_id} to {uri}"
+    if not any(call["method"] == "close" for call in calls):
+        return sent + _end_unclosed(recorder, calls)
+    return sent + ": all of it is there now"
+
+
+def _end_unclosed(recorder: RunRecorder, calls: List[Dict[str, Any]]) -> str:
+    """A spool without its run's end: the process that kept it still runs (say so, leave the run
+    RUNNING for it), or it died (SIGKILL, power loss) before ending it: end the run FAILED."""
+    owner = next((call["args"][2] for call in calls if call["method"] == "create"), None)
+    owner = owner or next((call["args"][4] for call in calls if call["method"] == "open"), {})
+    pid, host = owner.get(PID_TAG, ""), owner.get(HOST_TAG)
+    if host == socket.gethostname() and pid.isdigit() and process_alive(int(pid), owner.get(PID_START_TAG)):
+        return f"; process {pid} is still recording it: run `mlpx sync` again once it has ended"
+    cause = f"the mlpx process {pid or '?'} on {host or '?'} died before it ended the run"
+    recorder.close("FAILED", {"mlpx.error": f"{cause}; ended FAILED by mlpx sync"})
+    return f"; {cause}, so it is ended FAILED"
 
 
 def _create_once(recorder: RunRecorder, folder: Path, header: Dict[str, Any], args: List[Any]) -> str:

@@ -229,10 +229,10 @@ class MlflowTracker:
         self._offline_reported = False
         self._closed = False
 
-    @property
-    def run_id(self) -> Optional[str]:
+    def wait_for_run_id(self) -> Optional[str]:
         """The MLflow run's id, once the helper created it (waits for it); None offline, where
-        ``mlpx sync`` creates the run."""
+        ``mlpx sync`` creates the run. A method, not a property: pluggy reads every attribute of
+        a plugin when it registers one, and a waiting property would make training wait too."""
         self.sync()
         opened = self._recorder.results.get("open")
         return opened if isinstance(opened, str) else None
@@ -247,7 +247,8 @@ class MlflowTracker:
         """Where the run went, for the closing line: its MLflow run, or the folder that keeps it."""
         offline = self.kept_offline
         if offline is None:
-            return f"MLflow run {self.run_id} in experiment '{self.experiment}': {ui_hint(self.uri)}"
+            run_id = self.wait_for_run_id()
+            return f"MLflow run {run_id} in experiment '{self.experiment}': {ui_hint(self.uri)}"
         return (
             f"MLflow run kept offline in {offline['folder']} ({offline['offline']}); send it to "
             f"{self.uri} with `mlpx sync {offline['folder']}`"
@@ -268,8 +269,10 @@ class MlflowTracker:
         if self.offline != "false" and _in_multirun():  # offline_sweep_refusal, for each job
             if self.offline == "true":
                 raise ConfigError(_sweep_refusal("tracking.offline=true"))
-            if not parent:  # no parent run: the server did not answer at the sweep's start
-                self.offline = "false"
+            # auto: a sweep's job needs the server its parent run is on; one that cannot reach it
+            # fails (and the sweep counts it), rather than going offline out of the sweep's sight.
+            # A server that dies mid-job still has the job's records kept for `mlpx sync`.
+            self.offline = "false"
         self._recorder.submit(
             "open", self.uri, self.experiment, self.artifact_location, dict(params), all_tags, run_name,
             dict(os.environ), os.getcwd(), os.path.abspath(sys.argv[0]), str(Path(__file__).resolve().parent),
