@@ -368,6 +368,8 @@ def _server_for_resume(tracking: DictConfig) -> bool:
     not answer when offline mode may take over (MLflow's retries would take minutes)."""
     mode = offline_mode(tracking.offline)
     if mode == "false":
+        if is_remote(tracking.uri):
+            probe_server(tracking.uri)  # a dead server: its clear error now, not minutes of retries
         return True
     if mode == "auto" and is_remote(tracking.uri):
         try:

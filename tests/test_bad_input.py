@@ -94,5 +94,7 @@ def test_every_command_has_real_help(workdir, run_mlpx):
     )
     plugins = run_mlpx(["plugins", "--help"], cwd=workdir)
     assert plugins.returncode == 0 and "MLPX_LOAD_PLUGINS" in plugins.stdout
+    sync = run_mlpx(["sync", "--help"], cwd=workdir)
+    assert sync.returncode == 0 and "RUN_DIR" in sync.stdout and "--uri" in sync.stdout
     wrong = run_mlpx(["check", "--bogus"], cwd=workdir)
     assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr

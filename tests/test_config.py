@@ -81,4 +81,9 @@ def test_invalid_early_stopping_setting_is_a_config_error():
     cfg = _compose(["trainer.early_stopping.enabled=true", "trainer.early_stopping.patience=0"])
     with pytest.raises(ConfigError, match="patience must be >= 1"):
         _optional_observers(cfg)
-    assert _optional_observers(_compose()) == []  # off by default
+    from mlpx.builtins.early_stopping import EarlyStopping
+    from mlpx.runs.runner import ObjectiveCheck
+
+    observers = _optional_observers(_compose())
+    assert not [o for o in observers if isinstance(o, EarlyStopping)]  # off by default
+    assert [type(o) for o in observers] == [ObjectiveCheck]  # the objective is always checked

@@ -120,29 +120,28 @@ def _create_once(recorder: RunRecorder, folder: Path, header: Dict[str, Any], ar
 
 def sync_command(args: List[str]) -> int:
     """``mlpx sync RUN_DIR [--uri URI]``: 0 when everything is sent, 1 if not, 2 on a usage error."""
+    import argparse
+
     from mlpx.errors import MlpxError
 
-    usage = (
-        "usage: mlpx sync RUN_DIR [--uri URI]   (send what a run kept in its folder, offline or "
-        "because its tracking server stopped answering, to the server)"
+    parser = argparse.ArgumentParser(
+        prog="mlpx sync",
+        description="Send what a run kept in its folder to its MLflow tracking server: a run made "
+        "offline (tracking.offline=true or auto), or the rest of a run whose server stopped "
+        "answering. Creates the run (and its experiment) when it was made offline; running it "
+        "twice, or again after an interrupted sync, sends nothing twice.",
+        epilog="Exit status: 0 when everything is sent, 1 when the server still cannot take it "
+        "(nothing is lost: run it again), 2 on a usage error.",
     )
-    uri = None
-    if "--uri" in args:
-        at = args.index("--uri")
-        if at + 1 >= len(args):
-            print(usage, file=sys.stderr)
-            return 2
-        uri = args[at + 1]
-        args = args[:at] + args[at + 2 :]
-    if len(args) != 1 or args[0].startswith("-"):
-        print(usage, file=sys.stderr)
-        return 2
-    folder = Path(args[0])
+    parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help=f"the run folder, holding {SPOOL_FILE}")
+    parser.add_argument("--uri", help="the tracking server (default: the run's own tracking.uri)")
+    options = parser.parse_args(args)
+    folder = options.run_dir
     if not (folder / SPOOL_FILE).is_file():
         print(f"mlpx sync: {folder} holds no {SPOOL_FILE}: nothing to send", file=sys.stderr)
         return 1
     try:
-        print(sync(folder, uri))
+        print(sync(folder, options.uri))
     except MlpxError as exc:
         print(f"mlpx sync: {exc}", file=sys.stderr)
         return 1

@@ -458,7 +458,8 @@ class MlflowTracker:
         except TrackingError as tracking_error:
             if error is None:
                 raise
-            log.warning("the run could not be recorded completely: %s", tracking_error)
+            if str(tracking_error) != str(error):  # the same failure is reported once, by the caller
+                log.warning("the run could not be recorded completely: %s", tracking_error)
         unsent = self._recorder.results.get("close") or {}
         if "offline" in unsent:  # tracking.offline: mlpx.tracking.spool
             (log.info if self.offline == "true" else log.warning)(
