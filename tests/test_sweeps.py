@@ -91,3 +91,23 @@ def test_a_job_failing_in_a_worker_before_its_run_exists_fails_the_sweep(workdir
     assert [r.info.status for r in children] == ["FINISHED"]
     assert parent.info.status == "FAILED"
     assert parent.data.tags["mlpx.sweep.jobs"] == "2" and parent.data.tags["mlpx.sweep.failed"] == "1"
+
+
+def test_the_sweeps_best_run_is_judged_at_each_jobs_restored_epoch(workdir, run_mlpx):
+    early = ["trainer.lr_schedule=constant", "optimizer=adam", "optimizer.lr=0.003"]
+    early += ["trainer.early_stopping.enabled=true", "trainer.early_stopping.monitor=val_ce"]
+    early += ["trainer.early_stopping.patience=2", "trainer.epochs=30"]
+    small = [o for o in SMALL if not o.startswith("trainer.epochs")]
+    completed = run_mlpx(["-m", "seed=0,1", *small, *early], cwd=workdir)
+    assert completed.returncode == 0, completed.stderr
+    client = MlflowClient(store_uri(workdir))
+    parent, children = _sweep_runs(client)
+    at_restored = {}
+    for run in children:
+        restored = int(run.data.tags["mlpx.restored_epoch"])
+        history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "val_ce")}
+        assert max(history) > restored  # it trained on past the epoch it went back to
+        at_restored[run.info.run_id] = history[restored]
+    best = min(at_restored, key=at_restored.get)
+    assert parent.data.tags["mlpx.sweep.best_run_id"] == best
+    assert parent.data.metrics["best_val_ce"] == at_restored[best]  # not the last epoch's value

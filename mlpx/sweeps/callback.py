@@ -161,7 +161,16 @@ class SweepTracking(Callback):
         metric = OmegaConf.select(config, "tracking.best_metric", default="val_ce")
         mode = OmegaConf.select(config, "tracking.best_mode", default="min")
         mode = str(getattr(mode, "value", mode))  # the Mode enum of the schema, or a plain string
-        summary = summarize(children, metric, mode)
+        objectives = {  # the restored epoch's value, as the job returned it (RunResult.objective)
+            run.info.run_id: history[int(run.data.tags["mlpx.restored_epoch"])]
+            for run in children
+            if "mlpx.restored_epoch" in run.data.tags
+            for history in [
+                {m.step: m.value for m in self._client.get_metric_history(run.info.run_id, metric)}
+            ]
+            if int(run.data.tags["mlpx.restored_epoch"]) in history
+        }
+        summary = summarize(children, metric, mode, objectives)
         parent = self._parent_id
         self._client.log_text(parent, summary.to_csv(), "sweep_summary.csv")
         self._client.log_text(parent, summary.to_markdown(), "sweep_summary.md")

@@ -7,7 +7,7 @@ and ``mlpx.diagnostics.plots`` draws it.
 import csv
 import io
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 #: params that differ between jobs for reasons other than the sweep
 _BOOKKEEPING_PARAMS = ("paths.output_dir",)
@@ -42,8 +42,13 @@ class SweepSummary:
         return "\n".join(lines) + "\n"
 
 
-def summarize(runs: Sequence[Any], metric: str, mode: str) -> SweepSummary:
-    """Rows for ``runs`` (MLflow child runs) and the best FINISHED run by ``metric`` (mode max|min)."""
+def summarize(
+    runs: Sequence[Any], metric: str, mode: str, objectives: Optional[Mapping[str, float]] = None
+) -> SweepSummary:
+    """Rows for ``runs`` (MLflow child runs) and the best FINISHED run by ``metric`` (mode max|min).
+
+    ``objectives`` (run id -> value) replaces a run's last ``metric`` by its value at the epoch
+    whose weights the run ended with, where early stopping restored an earlier one."""
     names = sorted({k for r in runs for k in r.data.params} - set(_BOOKKEEPING_PARAMS))
     varied = [k for k in names if len({r.data.params.get(k) for r in runs}) > 1]
     metric_names = sorted({k for r in runs for k in r.data.metrics})
@@ -58,6 +63,8 @@ def summarize(runs: Sequence[Any], metric: str, mode: str) -> SweepSummary:
         }
         row.update({k: run.data.params.get(k, "") for k in varied})
         row.update(run.data.metrics)
+        if objectives and run.info.run_id in objectives:
+            row[metric] = objectives[run.info.run_id]
         rows.append(row)
     candidates = [r for r in rows if r["status"] == "FINISHED" and metric in r]
     best = None
