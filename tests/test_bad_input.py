@@ -75,10 +75,12 @@ def test_a_plugin_that_fails_to_import_is_reported_with_its_file_and_line(workdi
     plugins.mkdir()
     (plugins / "broken.py").write_text("import mlpx\n\nRATE = 1 / 0\n")
     (plugins / "typo.py").write_text("def f(:\n    pass\n")
+    (plugins / "deep.py").write_text("import json\n\nCONFIG = json.loads('{oops')\n")  # raises inside json
     completed = run_mlpx(["plugins"], cwd=workdir, env={"MLPX_PLUGINS_DIR": str(plugins)})
     assert completed.returncode == 1
     assert f"failed to import at {plugins / 'broken.py'}:3: ZeroDivisionError" in completed.stderr
     assert f"failed to import at {plugins / 'typo.py'}:1: SyntaxError" in completed.stderr
+    assert f"failed to import at {plugins / 'deep.py'}:3: JSONDecodeError" in completed.stderr
 
 
 def test_every_command_has_real_help(workdir, run_mlpx):

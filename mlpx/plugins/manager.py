@@ -92,9 +92,8 @@ def load_plugins(
         try:
             plugin = loader()
         except Exception as exc:  # any import-time error of a third-party plugin
-            host.registry.failures.append(
-                LoadFailure(name, source, f"failed to import{_where(exc)}: {type(exc).__name__}: {exc}")
-            )
+            failure = f"failed to import{_where(exc, source)}: {type(exc).__name__}: {exc}"
+            host.registry.failures.append(LoadFailure(name, source, failure))
             continue
         _register(host, plugin, name, source, version)
     unknown = [name for name in selected or () if name not in available]
@@ -132,8 +131,10 @@ def _external_plugins(
         yield entry_point.name, source, version, entry_point.load
 
 
-def _where(exc: BaseException) -> str:
-    """`` at FILE:LINE`` of the plugin's own code that raised (a syntax error: where it is)."""
+def _where(exc: BaseException, source: str) -> str:
+    """`` at FILE:LINE`` of the plugin's own code that raised (a syntax error: where it is): the
+    last line of the plugin file ``source`` on the way, else the deepest frame outside importlib
+    (an entry point's package), so an error inside a library the plugin calls names the plugin."""
     if isinstance(exc, SyntaxError) and exc.filename:
         return f" at {exc.filename}:{exc.lineno}"
     frames = [
@@ -141,7 +142,9 @@ def _where(exc: BaseException) -> str:
         for frame in traceback.extract_tb(exc.__traceback__)
         if "importlib" not in frame.filename and frame.filename != __file__
     ]
-    return f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    own = [frame for frame in frames if Path(frame.filename) == Path(source)]
+    frame = (own or frames or [None])[-1]
+    return f" at {frame.filename}:{frame.lineno}" if frame is not None else ""
 
 
 def _import_file(path: Path) -> object:
