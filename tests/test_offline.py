@@ -5,6 +5,7 @@ Each case checks that the run exists once, FINISHED, with every epoch of every m
 tags, datasets, artifacts and model, however often or however interrupted the sync was.
 """
 
+import json
 import re
 import shutil
 import signal
@@ -297,3 +298,17 @@ def test_an_offline_run_killed_with_sigkill_syncs_ended_not_running(tmp_path, mn
         assert "died before it ended the run" in run.data.tags["mlpx.error"]
         epochs = _epochs(MlflowClient(uri), run)
         assert len(epochs) >= 2 and epochs == list(range(1, len(epochs) + 1))  # nothing lost
+
+
+def test_sync_of_a_folder_kept_for_a_sqlite_store_that_is_not_here_asks_for_the_store(tmp_path):
+    folder = tmp_path / "copied-run"
+    folder.mkdir()
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+    header = {"uri": f"sqlite:///{missing}", "run_id": "0123abcd", "cause": "copied from a node"}
+    record = {"method": "log_metrics", "args": [{"val_ce": 1.0}, 1, 0], "kwargs": {}}
+    (folder / SPOOL_FILE).write_text(json.dumps(header) + "\n" + json.dumps(record) + "\n")
+    synced = _sync(folder)
+    assert synced.returncode == 1
+    assert f"kept for the SQLite store {missing}, which does not exist here" in synced.stderr
+    assert f"`mlpx sync {folder} --uri URI`" in synced.stderr
+    assert not missing.exists()  # no empty store made at the old machine's path

@@ -45,7 +45,14 @@ def sync(folder: Path, uri: Optional[str] = None) -> str:
             f"{folder} was sent to {mapping['uri']} as MLflow run {mapping['run_id']} already; "
             f"run `mlpx sync {folder}` without --uri to send the rest there"
         )
+    given = uri
     uri = uri or (mapping or header)["uri"]
+    local = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else None
+    if given is None and local is not None and not Path(local).is_file():
+        raise TrackingError(
+            f"{folder} was kept for the SQLite store {local}, which does not exist here (was the folder "
+            f"copied from another machine?): name the store to send it to, `mlpx sync {folder} --uri URI`"
+        )
     run_id = header["run_id"] or (mapping or {}).get("run_id")
     done = sent_records(folder)
     if done >= len(calls):
