@@ -23,13 +23,20 @@ from mlpx.core.calibration import calibration_metrics
 from mlpx.core.numerics import cross_entropy, one_hot
 from mlpx.core.trainer import FitResult, Metrics, _DivergenceGuard, lr_factor
 from mlpx.datasets import Dataset
-from mlpx.diagnostics.rules import diagnose
 from mlpx.doctor.objective import ObjectiveMath
 from mlpx.errors import DivergenceError, PluginError
 from mlpx.plugins.config import hyperparameters
 from mlpx.plugins.manager import PluginHost
 from mlpx.plugins.registry import KIND_GROUPS, Component
-from mlpx.runs.runner import RunContext, RunResult, _stop_reason, chosen_components, validate
+from mlpx.runs.runner import (
+    RunContext,
+    RunResult,
+    chosen_components,
+    epoch_end_caller,
+    run_result,
+    validate,
+    with_run_hooks,
+)
 
 #: how a network trains, in the order they are preferred when it offers several
 STYLES = ("update", "optimizer", "gradients", "train_epoch")
@@ -236,41 +243,29 @@ def prepare_network(cfg: DictConfig, host: PluginHost, output_dir: Path, user: U
 def execute_network(run: RunContext, hook: Any) -> RunResult:
     """Train and test a user network, calling ``on_run_start``, ``on_epoch_end`` and ``on_run_end``."""
     started = time.perf_counter()
+    return with_run_hooks(run, hook, lambda: _train_and_test_network(run, hook, started))
+
+
+def _train_and_test_network(run: RunContext, hook: Any, started: float) -> RunResult:
+    """The user network trained through its own steps, then tested with mlpx's metrics."""
     cfg, model = run.cfg, run.model
     data = run.instances["network_data"]
-    hook.on_run_start(run=run)
-    try:
-        fitted = fit_network(
-            model,
-            data,
-            optimizer=run.instances.get("optimizer"),
-            epochs=cfg.trainer.epochs,
-            batch_size=cfg.trainer.batch_size,
-            rng=run.shuffle_rng,
-            lr_schedule=cfg.trainer.lr_schedule.value,
-            health=cfg.trainer.health_metrics,
-            divergence_factor=cfg.trainer.divergence_factor,
-            on_epoch_end=lambda epoch, metrics: _stop_reason(
-                hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics)
-            ),
-        )
-        probs = model.probabilities(data.x["test"])
-        test = split_metrics(model, data, "test", probs)
-        result = RunResult(
-            history=fitted.history,
-            stop_reason=fitted.stop_reason,
-            test={f"test_{name}": value for name, value in test.items()},
-            weights=model.weights(),
-            seconds=time.perf_counter() - started,
-            test_probs=_normalised(probs),
-            diagnosis=diagnose(fitted.history, DIAGNOSIS_LOSS[model.user.objective.loss], fitted.stop_reason),
-            restored_epoch=run.restored_epoch,
-        )
-    except BaseException as error:
-        hook.on_run_end(run=run, result=None, error=error)
-        raise
-    hook.on_run_end(run=run, result=result, error=None)
-    return result
+    fitted = fit_network(
+        model,
+        data,
+        optimizer=run.instances.get("optimizer"),
+        epochs=cfg.trainer.epochs,
+        batch_size=cfg.trainer.batch_size,
+        rng=run.shuffle_rng,
+        lr_schedule=cfg.trainer.lr_schedule.value,
+        health=cfg.trainer.health_metrics,
+        divergence_factor=cfg.trainer.divergence_factor,
+        on_epoch_end=epoch_end_caller(run, hook),
+    )
+    probs = model.probabilities(data.x["test"])
+    test = split_metrics(model, data, "test", probs)
+    loss_name = DIAGNOSIS_LOSS[model.user.objective.loss]
+    return run_result(run, fitted, test, _normalised(probs), loss_name, started)
 
 
 def split_metrics(model: NetworkModel, data: NetworkData, split: str, probs: np.ndarray) -> Metrics:

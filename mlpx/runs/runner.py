@@ -9,7 +9,7 @@ Neither prints nor touches MLflow: observers do that.
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 from omegaconf import DictConfig
@@ -236,46 +236,70 @@ def check_run(run: RunContext) -> RunChecks:
     return RunChecks(reports, network)
 
 
-def execute(run: RunContext, hook: Any) -> RunResult:
-    """Train and test ``run``, calling ``on_run_start``, ``on_epoch_end`` and ``on_run_end``."""
-    started = time.perf_counter()
-    cfg, data = run.cfg, run.dataset
+def with_run_hooks(run: RunContext, hook: Any, train_and_test: Callable[[], RunResult]) -> RunResult:
+    """``on_run_start``, then ``train_and_test()``, then ``on_run_end`` with its result or its error
+    (re-raised): the lifecycle of a run of either kind, mlpx's MLP or a user network."""
     hook.on_run_start(run=run)
     try:
-        fitted = fit(
-            run.model,
-            run.instances["loss"],
-            run.instances["optimizer"],
-            data,
-            epochs=cfg.trainer.epochs,
-            batch_size=cfg.trainer.batch_size,
-            rng=run.shuffle_rng,
-            lr_schedule=cfg.trainer.lr_schedule.value,
-            health=cfg.trainer.health_metrics,
-            divergence_factor=cfg.trainer.divergence_factor,
-            blas_threads=parse_setting(cfg.trainer.blas_threads),
-            on_epoch_end=lambda epoch, metrics: _stop_reason(
-                hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics)
-            ),
-        )
-        x_test = data.x_test.astype(run.model.dtype, copy=False)
-        test_logits = run.model.logits(x_test)
-        test = evaluate_logits(run.instances["loss"], test_logits, data.y_test, data.n_classes)
-        result = RunResult(
-            history=fitted.history,
-            stop_reason=fitted.stop_reason,
-            test={f"test_{name}": value for name, value in test.items()},
-            weights=run.model.weights(),
-            seconds=time.perf_counter() - started,
-            test_probs=softmax(test_logits.astype(np.float64)),
-            diagnosis=diagnose(fitted.history, run.components["loss"].name, fitted.stop_reason),
-            restored_epoch=run.restored_epoch,
-        )
+        result = train_and_test()
     except BaseException as error:
         hook.on_run_end(run=run, result=None, error=error)
         raise
     hook.on_run_end(run=run, result=result, error=None)
     return result
+
+
+def epoch_end_caller(run: RunContext, hook: Any) -> Callable[[int, Metrics], Optional[str]]:
+    """The trainers' ``on_epoch_end``: calls the hook, returns the first reason to stop, if any."""
+    return lambda epoch, metrics: _stop_reason(hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics))
+
+
+def run_result(
+    run: RunContext, fitted: Any, test: Metrics, test_probs: np.ndarray, loss_name: str, started: float
+) -> RunResult:
+    """A trained and tested run's result: ``fitted`` is the trainer's FitResult, ``test`` the test
+    metrics (unprefixed), ``test_probs`` (n_test, n_classes) rows summing to 1, ``loss_name`` the
+    loss the diagnosis reads the curves for."""
+    return RunResult(
+        history=fitted.history,
+        stop_reason=fitted.stop_reason,
+        test={f"test_{name}": value for name, value in test.items()},
+        weights=run.model.weights(),
+        seconds=time.perf_counter() - started,
+        test_probs=test_probs,
+        diagnosis=diagnose(fitted.history, loss_name, fitted.stop_reason),
+        restored_epoch=run.restored_epoch,
+    )
+
+
+def execute(run: RunContext, hook: Any) -> RunResult:
+    """Train and test ``run``, calling ``on_run_start``, ``on_epoch_end`` and ``on_run_end``."""
+    started = time.perf_counter()
+    return with_run_hooks(run, hook, lambda: _train_and_test(run, hook, started))
+
+
+def _train_and_test(run: RunContext, hook: Any, started: float) -> RunResult:
+    """mlpx's MLP trained on the run's dataset, then tested."""
+    cfg, data = run.cfg, run.dataset
+    fitted = fit(
+        run.model,
+        run.instances["loss"],
+        run.instances["optimizer"],
+        data,
+        epochs=cfg.trainer.epochs,
+        batch_size=cfg.trainer.batch_size,
+        rng=run.shuffle_rng,
+        lr_schedule=cfg.trainer.lr_schedule.value,
+        health=cfg.trainer.health_metrics,
+        divergence_factor=cfg.trainer.divergence_factor,
+        blas_threads=parse_setting(cfg.trainer.blas_threads),
+        on_epoch_end=epoch_end_caller(run, hook),
+    )
+    x_test = data.x_test.astype(run.model.dtype, copy=False)
+    test_logits = run.model.logits(x_test)
+    test = evaluate_logits(run.instances["loss"], test_logits, data.y_test, data.n_classes)
+    probs = softmax(test_logits.astype(np.float64))
+    return run_result(run, fitted, test, probs, run.components["loss"].name, started)
 
 
 def _stop_reason(results: List[Optional[str]]) -> Optional[str]:
