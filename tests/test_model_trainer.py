@@ -202,7 +202,8 @@ def test_float32_fast_path_matches_float64_reference_across_batch_sizes():
 @pytest.mark.parametrize("make", [lambda: SGD(lr=0.1), lambda: Momentum(lr=0.1, momentum=0.9)])
 def test_fused_weight_updates_match_the_plain_step_and_the_float64_reference(make):
     # the trainer lets BLAS apply SGD's step (or momentum's velocity update) inside the GEMM
-    # that makes each weight gradient; that must be the same arithmetic as step(params, grads)
+    # that makes each weight gradient and the GEMV that sums each bias gradient; that must be
+    # the same arithmetic as step(params, grads)
     rng = np.random.default_rng(3)
     plain, fused = (MLP([784, 300, 75, 10], ReLU(), HeNormal(), np.random.default_rng(0)) for _ in range(2))
     params64 = {k: v.astype(np.float64) for k, v in plain.params.items()}
@@ -214,9 +215,9 @@ def test_fused_weight_updates_match_the_plain_step_and_the_float64_reference(mak
         y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 128)]
         plain_opt.lr = fused_opt.lr = lr
         plain_opt.step(plain.params, plain.backward(loss.grad(plain.forward(x), y)))
-        offer = fused_opt.fused_targets({k: fused.params[k] for k in fused.weight_keys})
+        offer = fused_opt.fused_targets(dict(fused.params))
         grads = fused.backward(loss.grad(fused.forward(x), y), offer)
-        assert fused.fused_keys == ["W3", "W2", "W1"]  # NumPy's BLAS was found: the fast path ran
+        assert fused.fused_keys == ["W3", "b3", "W2", "b2", "W1", "b1"]  # NumPy's BLAS: the fast path ran
         fused_opt.step(fused.params, grads, fused=fused.fused_keys)
         g64 = _reference_grads(params64, x.astype(np.float64), y.astype(np.float64), loss)
         for key in params64:
@@ -236,7 +237,7 @@ def test_fused_path_falls_back_to_numpy_for_an_input_blas_cannot_take():
     y = np.eye(10, dtype=np.float32)[np.arange(16) % 10]
     optimizer, reference = SGD(lr=0.5), SGD(lr=0.5)
     grads = model.backward(CrossEntropy().grad(model.forward(x), y), optimizer.fused_targets(model.params))
-    assert model.fused_keys == ["W2"]  # W1's gradient needs x, which is not C-contiguous
+    assert model.fused_keys == ["W2", "b2", "b1"]  # W1's gradient needs x, which is not C-contiguous
     optimizer.step(model.params, grads, fused=model.fused_keys)
     reference.step(twin.params, twin.backward(CrossEntropy().grad(twin.forward(np.ascontiguousarray(x)), y)))
     for key in model.params:
@@ -273,3 +274,39 @@ def test_a_fused_target_of_the_wrong_shape_is_refused_not_written_past():
     small = np.zeros((10, 10), np.float32)  # W1 is (784, 30)
     model.backward(CrossEntropy().grad(model.forward(x), y), {"W1": (small, 1.0, 0.0)})
     assert model.fused_keys == [] and not small.any()
+
+
+def test_bias_column_sums_through_blas_match_numpy_and_accumulate():
+    from mlpx.core.blas import column_sums_for
+
+    column_sums = column_sums_for(np.float32)
+    assert column_sums is not None  # NumPy's BLAS was found and passed its self-test
+    rng = np.random.default_rng(0)
+    for rows, cols in ((1, 10), (32, 300), (129, 75)):
+        delta = rng.standard_normal((rows, cols), dtype=np.float32)
+        bias = rng.standard_normal(cols, dtype=np.float32)
+        expected = -0.1 * delta.astype(np.float64).sum(axis=0) + 0.9 * bias
+        column_sums(-0.1, delta, 0.9, bias)
+        np.testing.assert_allclose(bias, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bias_target_of_the_wrong_shape_falls_back_to_the_plain_gradient():
+    model = MLP([784, 30, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    x = np.random.default_rng(1).random((8, 784), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(8)]
+    wrong = np.zeros(7, np.float32)  # b1 is (30,)
+    plain = model.backward(CrossEntropy().grad(model.forward(x), y))["b1"].copy()
+    grads = model.backward(CrossEntropy().grad(model.forward(x), y), {"b1": (wrong, 1.0, 0.0)})
+    assert model.fused_keys == [] and not wrong.any()
+    np.testing.assert_array_equal(grads["b1"], plain)  # the gradient was made the plain way
+
+
+def test_relu_training_path_equals_the_plain_maximum_and_keeps_nan():
+    relu = ReLU()
+    z = np.random.default_rng(0).standard_normal((16, 30), dtype=np.float32)
+    z[3, 4] = np.nan
+    out = np.empty_like(z)
+    got = relu.forward(z, out=out)
+    assert got is out
+    np.testing.assert_array_equal(got, np.maximum(z, 0))  # nan where z is nan
+    assert np.isnan(got[3, 4])

@@ -4,10 +4,10 @@
 first step in the parameter's dtype, and the gradients are never modified. ``lr`` is a plain
 attribute so a learning-rate schedule can set it between steps.
 
-SGD and Momentum also offer ``fused_targets``: their first pass over a weight matrix,
-``target <- alpha * g + beta * target``, is what a BLAS GEMM computes for free while it makes
-the gradient ``g`` (see ``mlpx.core.model.MLP.backward``), so the largest matrix is not read and
-written again just to apply the step.
+SGD and Momentum also offer ``fused_targets``: their first pass over a parameter,
+``target <- alpha * g + beta * target``, is what the BLAS call that makes the gradient ``g``
+(a weight matrix's GEMM, a bias's GEMV; see ``mlpx.core.model.MLP.backward``) computes for free,
+so the largest matrix is not read and written again just to apply the step.
 """
 
 import math

@@ -12,8 +12,8 @@
   RMSprop, Adagrad), the trajectory on a fixed gradient sequence matches an independent
   reference implementation of one of its standard variants, with the plugin's hyperparameters
   and again with different ones (an ignored argument is caught).
-- ``fused``: when the optimizer offers ``fused_targets`` (its first pass over a weight matrix,
-  done by the GEMM that computes the gradient), stepping through them follows the same
+- ``fused``: when the optimizer offers ``fused_targets`` (its first pass over each parameter,
+  done by the BLAS call that computes the gradient), stepping through them follows the same
   trajectory as ``step(params, grads)``; the gradients of fused keys are then not read.
 """
 
@@ -316,8 +316,7 @@ def _fused(
     params = {k: p.copy() for k, p in start.items()}
     gaps = []
     for step, g in enumerate(grads):
-        weights = {k: p for k, p in params.items() if k.startswith("W")}
-        targets = optimizer.fused_targets(weights)
+        targets = optimizer.fused_targets(dict(params))  # weights and biases, as the trainer offers
         for key, (target, alpha, beta) in targets.items():
             target *= beta
             target += alpha * g[key]
@@ -335,8 +334,9 @@ def _fused(
             if np.isfinite(worst)
             else "nan or inf: a gradient of a fused key was read",
             f"<= {tol.recompute:g} x {fmt(scale)}",
-            "The trainer takes fused_targets when they are offered: for each weight matrix the GEMM "
-            "writes target <- alpha * gradient + beta * target, then step(params, grads, fused=keys) "
+            "The trainer takes fused_targets when they are offered: for each parameter the BLAS call "
+            "that computes its gradient (a weight matrix's GEMM, a bias's GEMV) writes "
+            "target <- alpha * gradient + beta * target, then step(params, grads, fused=keys) "
             "must finish the update without reading those keys' gradients (they hold nan here). "
             "Make the two paths agree, or set fused_targets = None (as a subclass whose step "
             "reads the gradient again must).",

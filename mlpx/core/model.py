@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlpx.core.blas import gemm_tn_for
+from mlpx.core.blas import column_sums_for, gemm_tn_for
 
 Arrays = Dict[str, np.ndarray]
 FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
@@ -33,6 +33,19 @@ def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) ->
         and c.flags.c_contiguous
         and a.flags.c_contiguous
         and b.flags.c_contiguous
+    )
+
+
+def _bias_blas_ready(y: np.ndarray, delta: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether raw BLAS may read ``delta`` (k, n) and write its column sums into ``y`` (n,)."""
+    return (
+        isinstance(y, np.ndarray)
+        and y.shape == delta.shape[1:]
+        and y.dtype == dtype
+        and delta.dtype == dtype
+        and y.flags.writeable
+        and y.flags.c_contiguous
+        and delta.flags.c_contiguous
     )
 
 
@@ -83,6 +96,7 @@ class MLP:
         self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
         self._a: List[np.ndarray] = []  # a[l] of each hidden layer, from the last forward
         self._gemm_tn = gemm_tn_for(self.dtype)
+        self._column_sums = column_sums_for(self.dtype)
         self.fused_keys: List[str] = []  # weight keys the last backward fused into a target
 
     @property
@@ -138,11 +152,12 @@ class MLP:
         Uses what the last ``forward(keep=True)`` stored; returns ``self.grads``, whose arrays
         are overwritten by the next call.
 
-        ``fused`` maps weight keys to ``(target, alpha, beta)``: the GEMM that computes that
-        weight gradient ``g`` writes ``target <- alpha * g + beta * target`` instead (the first
-        pass of an optimizer step, see ``Optimizer.fused_targets``), and ``grads[key]`` is not
-        written. Each layer's input gradient is taken before its weight update, so a target
-        may be the weights themselves. ``self.fused_keys`` names the keys fused.
+        ``fused`` maps parameter keys to ``(target, alpha, beta)``: the BLAS call that computes
+        that gradient ``g`` (the GEMM of a weight matrix, the GEMV of a bias's column sums)
+        writes ``target <- alpha * g + beta * target`` instead (the first pass of an optimizer
+        step, see ``Optimizer.fused_targets``), and ``grads[key]`` is not written. Each layer's
+        input gradient is taken before its weight update, so a target may be the parameters
+        themselves. ``self.fused_keys`` names the keys fused.
         """
         self.fused_keys = []
         backward, backward_out = self.activation.backward, self._backward_out
@@ -153,7 +168,7 @@ class MLP:
             if index:  # before the weight update below may change the weights
                 grad_a = np.matmul(delta, self.params[self.weight_keys[index]].T, out=self._grad_a[index - 1])
             self._weight_gradient(self.weight_keys[index], a_prev, delta, fused)
-            np.add.reduce(delta, axis=0, out=self.grads[self._bias_keys[index]])
+            self._bias_gradient(self._bias_keys[index], delta, fused)
             if grad_a is None:
                 break
             z = self._z[index - 1]
@@ -177,6 +192,17 @@ class MLP:
             self.fused_keys.append(key)
         else:
             np.matmul(a_prev.T, delta, out=self.grads[key])
+
+    def _bias_gradient(self, key: str, delta: np.ndarray, fused: Optional[FusedTargets]) -> None:
+        """grads[key] = delta's column sums, or their fused update into a target (as weights)."""
+        target = fused.get(key) if fused else None
+        column_sums = self._column_sums
+        if target is not None and column_sums is not None and _bias_blas_ready(target[0], delta, self.dtype):
+            buffer, alpha, beta = target
+            column_sums(alpha, delta, beta, buffer)
+            self.fused_keys.append(key)
+        else:
+            np.add.reduce(delta, axis=0, out=self.grads[key])
 
     def forward_hidden(self, x: np.ndarray, batch_size: int = 5000) -> Tuple[np.ndarray, List[np.ndarray]]:
         """Logits (n_samples, n_classes) and every hidden layer's output (n_samples, units)."""

@@ -149,8 +149,9 @@ def fit(
     across calls); None leaves NumPy's BLAS as it is. The BLAS gets its count back on return.
 
     With ``fused_updates``, an optimizer that offers ``fused_targets`` has its first pass over
-    each weight matrix done by the GEMM that computes the gradient (``MLP.backward``): the same
-    arithmetic, in one pass over the weights instead of three or four.
+    each parameter done by the BLAS call that computes the gradient (``MLP.backward``): the same
+    arithmetic, in one pass over the weights instead of three or four, and one call per bias
+    instead of three.
 
     Raises DivergenceError at the first non-finite training loss, or one above
     ``divergence_factor`` times the first step's loss.
@@ -195,7 +196,7 @@ def fit(
         if measured:  # before backward: a fused update changes the weights there
             before = {key: model.params[key].copy() for key in model.weight_keys}
         if offer_fused is not None:
-            fused = offer_fused(weights)
+            fused = offer_fused(params)
             optimizer.step(model.params, model.backward(d_logits, fused), fused=model.fused_keys)
         else:
             optimizer.step(model.params, model.backward(d_logits))
@@ -205,7 +206,7 @@ def fit(
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             order = rng.permutation(n_samples)
-            weights = {key: model.params[key] for key in model.weight_keys}  # the fused GEMMs' targets
+            params = dict(model.params)  # the fused BLAS calls' targets
             steps = _EpochSteps(
                 lambda step, order=order, epoch=epoch: train_step(epoch, order, step), n_full_steps, probe
             )
