@@ -5,9 +5,10 @@
 Trains the default network one epoch at a time with a single ``ThreadPolicy`` (as one long run
 does), starting a real CPU-bound process (``python -c "while True: pass"``) for the busy epochs
 and killing it after them. Prints each epoch's time, thread count and the cores other processes
-kept busy, then every measurement the policy made (seconds per step at each count it timed).
-A policy that follows the machine goes to 1 thread within an epoch of the busy process starting
-and back to 2 within an epoch of it ending.
+kept busy, then every measurement the policy made: why, the other runnable tasks it saw, and
+the seconds per step at each count it timed. A policy that follows the machine trains the first
+busy epoch at 1 thread and the first quiet one after it at 2 (on 2 cores). "others" of about 1
+in a quiet epoch is some other process on the machine: that epoch says nothing about the policy.
 """
 
 import argparse
@@ -68,7 +69,10 @@ def main() -> None:
             busy.kill()
     for decision in policy.decisions:
         per_step = ", ".join(f"{n}: {s * 1e3:.2f} ms" for n, s in sorted(decision.seconds_per_call.items()))
-        print(f"measured {per_step} -> {decision.threads} threads ({decision.took:.3f} s)")
+        print(
+            f"measured ({decision.reason}; others runnable {decision.runnable}) {per_step}"
+            f" -> {decision.threads} threads ({decision.took:.3f} s)"
+        )
 
 
 if __name__ == "__main__":

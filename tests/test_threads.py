@@ -1,8 +1,12 @@
 """The BLAS thread policy: a fixed count is applied and logged, ``auto`` stays within the cores,
-re-decides when epochs slow down, and a fixed count trains bit-identically (no timed assertions:
-the speed goals are measured by bench/contention.py)."""
+follows a machine going quiet, busy and quiet from the first epoch of each, re-decides when epochs
+slow down, and a fixed count trains bit-identically (no timed assertions: the speed goals are
+measured by bench/contention.py and bench/policy_trace.py)."""
 
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -133,10 +137,10 @@ def test_candidates_span_one_to_the_ceiling():
 
 
 class _FakeMachine:
-    """A probe whose cost depends on the thread count, on a clock that only it advances."""
+    """A probe whose cost depends on the thread count, on a clock that only it and sleeps advance."""
 
     def __init__(self, cost):
-        self.cost, self.now, self.count, self.calls = cost, 0.0, None, {}
+        self.cost, self.now, self.count, self.calls, self.sleeps = cost, 0.0, None, {}, 0
 
     def set_threads(self, count):
         self.count = count
@@ -147,6 +151,10 @@ class _FakeMachine:
 
     def clock(self):
         return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+        self.sleeps += 1
 
 
 def test_measure_times_every_count_and_picks_the_fastest():
@@ -186,10 +194,13 @@ class _FakeMeter:
         return self.others
 
 
-def _decided(policy, seconds_per_call, chosen, others=None):
+def _decided(policy, seconds_per_call, chosen, others=None, runnable=None):
+    """As if ``policy`` had just measured ``seconds_per_call`` and chosen ``chosen``, seeing
+    ``runnable`` other tasks, with a meter that reports ``others`` busy cores each epoch."""
     policy._meter = _FakeMeter(others)
-    policy.decisions.append(Decision(seconds_per_call, chosen, 0.0, max(seconds_per_call)))
-    policy._threads, policy._remeasure = chosen, False
+    decision = Decision(seconds_per_call, chosen, 0.0, max(seconds_per_call), runnable)
+    policy.decisions.append(decision)
+    policy._threads, policy._remeasure, policy._epochs_since = chosen, None, 0
 
 
 def test_slower_epochs_than_predicted_make_auto_measure_again():
@@ -307,3 +318,188 @@ def test_own_running_threads_count_a_thread_computing_beside_the_caller():
         stop.set()
         worker.join()
     assert alone >= 1 and beside >= 2  # the caller, and the computing thread
+
+
+QUIET = {1: 0.002, 2: 0.0011}  # seconds a step at each count, on 2 cores
+BUSY = {1: 0.002, 2: 0.05}  # beside a CPU-bound process: 2 threads wait for its core
+
+
+def _policy_on(machine, others_now, ceiling=2):
+    """An ``auto`` policy whose BLAS, clock, sleeps and counts of runnable tasks are ``machine``'s
+    and ``others_now``'s, with a meter reporting no busy core until told otherwise."""
+    policy = ThreadPolicy(
+        AUTO, ceiling=ceiling, others_now=others_now, sleep=machine.sleep, clock=machine.clock
+    )
+    policy._set = machine.set_threads
+    policy._meter = _FakeMeter(0.0)
+    return policy
+
+
+def _epoch(policy, machine, steps=400):
+    """One epoch as the trainer runs it: the count, then ``steps`` steps at it, reported."""
+    count = policy.before_epoch(machine.probe)
+    seconds = steps * machine.cost[count]
+    machine.now += seconds
+    policy.after_epoch(steps, seconds)
+    return count
+
+
+def test_auto_follows_a_machine_going_quiet_busy_quiet_from_the_first_epoch_of_each():
+    machine, runnable = _FakeMachine(dict(QUIET)), [0]
+    policy = _policy_on(machine, lambda: runnable[0])
+    counts = []
+    for busy, epochs in [(False, 2), (True, 3), (False, 3)]:
+        machine.cost, runnable[0], policy._meter.others = (BUSY, 1, 1.0) if busy else (QUIET, 0, 0.0)
+        calls_at_two = machine.calls.get(2, 0)
+        counts += [_epoch(policy, machine) for _ in range(epochs)]
+        if busy:
+            assert machine.calls.get(2, 0) == calls_at_two  # not one step at 2 threads beside it
+    assert counts == [2, 2, 1, 1, 1, 2, 2, 2]
+    reasons = [decision.reason for decision in policy.decisions]
+    assert reasons == [
+        "start",
+        "others runnable now",
+        "below the ceiling",
+        "below the ceiling",
+        "below the ceiling",
+    ]
+    assert [decision.runnable for decision in policy.decisions] == [0, 1, 1, 1, 0]
+    assert machine.sleeps == 2  # the look confirmed the busy process once; quiet, it read once
+
+
+def test_below_the_ceiling_a_busy_machine_pays_only_the_checks_for_measuring_every_epoch():
+    machine = _FakeMachine(dict(BUSY))
+    policy = _policy_on(machine, lambda: 1)
+    policy._meter.others = 1.0
+    for _ in range(5):
+        assert _epoch(policy, machine) == 1
+    assert len(policy.decisions) == 5 and 2 not in machine.calls
+    for decision in policy.decisions:  # FIRST_SLICES slices of 1-thread training, then on
+        assert set(decision.seconds_per_call) == {1}
+        assert decision.took < (threads.FIRST_SLICES + 1) * threads.SLICE_SECONDS + 0.01
+
+
+def test_a_noisy_measurement_below_the_ceiling_is_taken_again_before_the_next_epoch():
+    machine = _FakeMachine(dict(QUIET))
+    policy = _policy_on(machine, lambda: 0)
+    _decided(
+        policy, {1: 0.002, 2: 0.0035}, 1, others=0.0, runnable=0
+    )  # 2 threads timed just as a neighbour left
+    policy.after_epoch(100, 0.2)  # the 1-thread epoch is as fast as ever: no slowdown to see
+    assert policy._remeasure
+    assert policy.before_epoch(machine.probe) == 2
+
+
+def test_where_runnable_tasks_cannot_be_counted_a_free_core_still_measures_every_epoch():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.0035}, 1, others=0.0)  # runnable: None
+    policy.after_epoch(100, 0.2)
+    assert policy._remeasure == "a core was free"
+
+
+def test_where_runnable_tasks_cannot_be_counted_a_busy_machine_is_measured_only_now_and_then():
+    policy = ThreadPolicy(AUTO, ceiling=2)  # each measurement would time a 2-thread call beside it
+    _decided(policy, {1: 0.002, 2: 0.05}, 1, others=1.0)
+    for _ in range(threads.RECHECK_EPOCHS - 1):
+        policy.after_epoch(100, 0.2)
+        assert not policy._remeasure
+    policy.after_epoch(100, 0.2)
+    assert policy._remeasure == "recheck"
+
+
+class _Samples:
+    """``others_now`` answering from a list, then the last value; ``calls`` counts the reads."""
+
+    def __init__(self, *values):
+        self.values, self.calls = list(values), 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.values[min(self.calls, len(self.values)) - 1]
+
+
+def _looking(samples, count=2, ceiling=2):
+    machine = _FakeMachine(dict(QUIET))
+    policy = _policy_on(machine, samples, ceiling)
+    _decided(policy, {1: 0.002, 2: 0.0011}, count, others=0.0, runnable=0)
+    return policy, machine
+
+
+def test_the_look_on_a_quiet_machine_is_one_read():
+    samples = _Samples(0)
+    policy, machine = _looking(samples)
+    assert not policy._busy_now()
+    assert samples.calls == 1 and machine.sleeps == 0
+
+
+def test_the_look_needs_most_samples_to_see_a_runnable_task():
+    policy, machine = _looking(_Samples(1, 0, 0))  # a task that ran for a moment
+    assert not policy._busy_now()
+    assert machine.sleeps == threads.LOOK_SAMPLES - 1 and machine.now == pytest.approx(0.002)
+    policy, _ = _looking(_Samples(1, 0, 1))
+    assert policy._busy_now()
+
+
+def test_the_look_before_an_epoch_measures_only_when_a_core_it_trains_on_is_wanted():
+    samples = _Samples(1)
+    policy, machine = _looking(samples)
+    assert policy.before_epoch(machine.probe) == 1 and policy.decisions[-1].reason == "others runnable now"
+    policy, _ = _looking(_Samples(1), count=2, ceiling=4)  # one busy task leaves 3 of 4 cores
+    assert not policy._busy_now()
+    policy, _ = _looking(_Samples(None))  # cannot tell: no look
+    assert not policy._busy_now()
+    samples = _Samples(1)
+    policy, machine = _looking(samples, count=1, ceiling=1)
+    assert policy.before_epoch(machine.probe) == 1
+    assert samples.calls == 0 and len(policy.decisions) == 1  # one thread: nothing to look for
+
+
+def test_epochs_at_another_count_are_not_compared_with_this_ones():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.001}, 2)
+    policy.after_epoch(100, 0.11)
+    _decided(policy, {1: 0.0016, 2: 0.002}, 1)
+    policy.after_epoch(100, 0.24)  # 1.5x its measurement and 2.2x the 2-thread steps: its own usual
+    policy.after_epoch(100, 0.25)
+    assert not policy._remeasure
+    policy.after_epoch(100, 0.34)  # 1.4x the fastest recent 1-thread epoch
+    assert policy._remeasure == "slower"
+
+
+def test_a_slow_drift_of_the_machines_speed_does_not_re_decide_but_a_jump_does():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.001}, 2)
+    seconds = 0.11
+    for _ in range(10):  # 5% slower each epoch: 1.6x in all, under 1.3x over the recent epochs
+        policy.after_epoch(100, seconds)
+        assert not policy._remeasure
+        seconds *= 1.05
+    policy.after_epoch(100, seconds * 1.3)
+    assert policy._remeasure == "slower"
+
+
+def test_an_epoch_at_a_count_long_unused_is_compared_with_the_measurement():
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.001}, 2)
+    policy.after_epoch(100, 0.1)
+    _decided(policy, {1: 0.002}, 1)
+    for _ in range(threads.RECENT_EPOCHS):
+        policy.after_epoch(100, 0.2)
+    _decided(policy, {1: 0.002, 2: 0.0014}, 2)  # the machine got slower meanwhile
+    policy.after_epoch(100, 0.15)  # 1.5x the 2-thread epoch of long ago, 1.07x its measurement
+    assert not policy._remeasure
+
+
+@pytest.mark.skipif(threads.runnable_others() is None, reason="runnable tasks cannot be counted here")
+def test_the_look_sees_a_real_busy_process():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started and spinning
+        policy = ThreadPolicy(AUTO, ceiling=2)
+        _decided(policy, {1: 0.002, 2: 0.0011}, 2, others=0.0, runnable=0)
+        started = time.perf_counter()
+        assert policy._busy_now()
+        assert time.perf_counter() - started < 0.05  # a few ms, well under a measurement
+    finally:
+        busy.kill()
+        busy.wait()

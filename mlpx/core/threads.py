@@ -13,10 +13,26 @@ two threads can take 0.2 s there, and a thread that just slept gets a busy core 
 while, so a short timing flatters a count that an epoch-long competition for the core punishes.
 
 Between epochs it measures again when, during the epoch, other processes took a core it
-trains on or freed one it was kept off (the kernel's busy time on this process's cores,
-/proc/stat, minus this process's own CPU time: precise over an epoch, not over a probe), when
-the epoch's steps ran ``SLOWER`` than the measurement predicts, and every ``RECHECK_EPOCHS``
-epochs while below its ceiling.
+trains on (the kernel's busy time on this process's cores, /proc/stat, minus this process's own
+CPU time: precise over an epoch, not over a probe), and when the epoch's steps ran ``SLOWER``
+than the recent epochs at the same count did (the first epoch at a count: ``FIRST_EPOCH_SLOWER``
+than the measurement predicts). Recent epochs, not the fastest ever: the machine's speed drifts
+(by 1.5x over tens of seconds here, host noise /proc/stat does not show), and each count has its
+own, since the steps' share outside the BLAS differs between counts.
+
+Below its ceiling it measures before every epoch: the probe is real training, so a measurement
+wastes only the difference between counts, and beside a busy process, whose runnable task it
+sees, it times just one count: ``FIRST_SLICES`` slices of the training it does anyway. That
+keeps a noisy measurement (say right after a busy process stopped) from holding it below the
+ceiling, and follows a busy process that stops between epochs. Where runnable tasks cannot be
+counted, a measurement times every count, so it measures every epoch only while /proc/stat
+shows that the last epoch left a core free, and otherwise every ``RECHECK_EPOCHS`` epochs.
+
+Before an epoch at more than one thread it takes a cheap look: other runnable tasks now, once,
+and ``LOOK_SAMPLES`` times ``LOOK_GAP`` apart only when that once shows any (a task that runs
+for a moment, a shell command or a kernel worker, is rarely seen by most). When they would take
+a core it trains on, it measures before the epoch instead of finding out after it: a process
+that starts between epochs costs 2 threads their slowest epoch otherwise (2.7 s against 0.9).
 
 The count never exceeds the cores this process may run on (``os.sched_getaffinity``) nor the
 threads its BLAS started with: a joblib worker, whose BLAS the launcher starts with
@@ -28,7 +44,7 @@ import os
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from mlpx.core.blas import numpy_blas_controller
 
@@ -44,14 +60,21 @@ FIRST_SLICES = 3
 DROP = 2.0
 #: counts whose measured steps are within this factor of the fastest count as ties: fewer wins
 TIE = 1.05
-#: an epoch whose steps take this factor longer than predicted (after the usual overhead) re-decides
+#: an epoch whose steps take this factor longer than the fastest recent epoch at its count re-decides
 SLOWER = 1.3
-#: before any epoch has shown the usual overhead over the probe, steps this much slower re-decide
+#: how many of the last epochs ``SLOWER`` compares with (only those at the same count)
+RECENT_EPOCHS = 4
+#: with no recent epoch at its count, steps this many times the measured ones re-decide
 FIRST_EPOCH_SLOWER = 2.0
 #: a core counts as taken by other processes when they kept it busy this much of the time
 TAKEN = 0.5
-#: where other processes' CPU time cannot be read: while below the ceiling, measure again this often
+#: where neither runnable tasks nor the last epoch show whether a core is taken: while below
+#: the ceiling, measure again this often (epochs)
 RECHECK_EPOCHS = 4
+#: the look before an epoch at more than one thread: samples of the runnable other tasks
+#: (the first alone when it sees none), and the seconds between them
+LOOK_SAMPLES = 3
+LOOK_GAP = 0.001
 
 Setting = Union[str, int]
 
@@ -128,6 +151,11 @@ def free_cores(ceiling: int, others: Optional[float]) -> int:
     if others is None:
         return ceiling
     return max(1, ceiling - math.floor(others + 1 - TAKEN))
+
+
+def room_beside(runnable: int, ceiling: int) -> int:
+    """Counts up to ``ceiling`` that ``runnable`` other tasks leave a core each for, >= 1."""
+    return max(1, ceiling - runnable)
 
 
 def candidates(ceiling: int) -> List[int]:
@@ -220,7 +248,7 @@ def measure(
         seen.append(others_now())
     known = [others for others in seen if others is not None]
     if known:
-        free = max(1, max(counts) - statistics.median_low(known))
+        free = room_beside(statistics.median_low(known), max(counts))
         counts = [count for count in counts if count == counts[0] or count <= free]
     first_calls = {}
     for count in counts[1:]:
@@ -261,6 +289,8 @@ class Decision:
     threads: int
     took: float  # seconds the measurement took
     free: int  # the largest count timed: the cores other runnable tasks left free
+    runnable: Optional[int] = None  # the other runnable tasks it saw (None: it could not tell)
+    reason: str = ""  # why it measured
 
 
 @dataclass
@@ -270,7 +300,9 @@ class ThreadPolicy:
     ``before_epoch(probe)`` applies the count (measuring first when ``auto`` must decide) and
     returns it; ``after_epoch(probe_calls, seconds)`` reports how long the epoch's training
     steps took; ``release()`` gives the BLAS back the count it had. One policy may serve several
-    ``fit`` calls: it measures once and keeps deciding from what it saw.
+    ``fit`` calls of the same work: it measures once and keeps deciding from what it saw.
+    ``others_now``, ``sleep`` and ``clock`` are how it counts other runnable tasks, waits
+    between samples of them and times the measurement (tests give fakes).
     """
 
     setting: Setting = AUTO
@@ -278,12 +310,15 @@ class ThreadPolicy:
     budget: float = MEASURE_SECONDS
     decisions: List[Decision] = field(default_factory=list)
     others_per_epoch: List[Optional[float]] = field(default_factory=list)  # cores others kept busy
+    others_now: Callable[[], Optional[int]] = field(default=runnable_others, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    clock: Callable[[], float] = field(default=time.perf_counter, repr=False)
     _meter: OthersMeter = field(default_factory=OthersMeter, repr=False)
     _controller: Any = field(default=None, repr=False)
     _original: Optional[int] = field(default=None, repr=False)
     _threads: Optional[int] = field(default=None, repr=False)
-    _remeasure: bool = field(default=True, repr=False)
-    _usual_overhead: float = field(default=math.inf, repr=False)
+    _remeasure: Optional[str] = field(default="start", repr=False)  # why, when it must measure
+    _recent: List[Tuple[int, float]] = field(default_factory=list, repr=False)  # (count, s per call)
     _epochs_since: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -310,46 +345,95 @@ class ThreadPolicy:
         epoch's work, the same each call (``auto`` times it; the trainer's trains the next step)."""
         if self.setting != AUTO:
             self._threads = int(self.setting)
-        elif self._remeasure or self._threads is None:
-            self._decide(probe)
+        else:
+            if not self._remeasure and self._threads is not None and self._threads > 1 and self._busy_now():
+                self._remeasure = "others runnable now"
+            if self._remeasure or self._threads is None:
+                self._decide(probe)
         self._set(self._threads)
         self._meter.start()  # what the others take during the epoch
         return self._threads
 
+    def _busy_now(self) -> bool:
+        """Whether other runnable tasks would take a core of the current count now: one sample
+        and, only when it sees some, ``LOOK_SAMPLES`` in all ``LOOK_GAP`` apart, their median
+        deciding (a task that runs for a moment is not in most). False where it cannot tell."""
+        first = self.others_now()
+        if first is None or room_beside(first, self.ceiling) >= self._threads:
+            return False  # the usual answer on a quiet machine: one read, ~0.1 ms
+        seen = [first]
+        for _ in range(LOOK_SAMPLES - 1):
+            self.sleep(LOOK_GAP)
+            runnable = self.others_now()
+            if runnable is None:
+                return False
+            seen.append(runnable)
+        return room_beside(statistics.median_low(seen), self.ceiling) < self._threads
+
     def _decide(self, probe: Callable[[], None]) -> None:
+        """Measure the candidate counts on ``probe`` and train with the fastest; the decision
+        keeps the other runnable tasks the measurement saw and why it was made."""
         counts = candidates(self.ceiling) if self._controller is not None else [self.threads]
-        started = time.perf_counter()
+        started = self.clock()
+        seen: List[int] = []
+
+        def others_now() -> Optional[int]:  # what the measurement sees, kept for the decision
+            runnable = self.others_now()
+            if runnable is not None:
+                seen.append(runnable)
+            return runnable
+
         if len(counts) == 1:  # nothing to choose (one core, or a BLAS threadpoolctl cannot reach)
             seconds, chosen = {counts[0]: math.nan}, counts[0]
         else:
-            seconds = measure(probe, counts, self._set, self.budget, others_now=runnable_others)
+            seconds = measure(probe, counts, self._set, self.budget, self.clock, others_now)
             chosen = fastest(seconds)
+        runnable = statistics.median_low(seen) if seen else None
+        took = self.clock() - started
         # the counts it timed are those the others left room for
-        self.decisions.append(Decision(seconds, chosen, time.perf_counter() - started, max(seconds)))
-        self._threads, self._remeasure, self._epochs_since = chosen, False, 0
+        self.decisions.append(Decision(seconds, chosen, took, max(seconds), runnable, self._remeasure or ""))
+        self._threads, self._remeasure, self._epochs_since = chosen, None, 0
 
     def after_epoch(self, probe_calls: float, seconds: float) -> None:
         """Record that the last epoch's training steps, worth ``probe_calls`` probe calls (its
         rows over the probe's), took ``seconds``; ``auto`` measures again before the next epoch
-        when other processes took or freed a core during it, or when its steps were slower than
-        measured."""
+        when other processes took a core it trains on during it, when its steps were slower than
+        recent epochs at its count, and (mostly) whenever it trains below its ceiling."""
         if self.setting != AUTO or not self.decisions or probe_calls <= 0:
             return
         self._epochs_since += 1
         others = self._meter.cores()
         self.others_per_epoch.append(others)
         free = None if others is None else free_cores(self.ceiling, others)
-        if free is not None and (free < self._threads or free > self.decisions[-1].free):
-            self._remeasure = True  # others took a core it trains on, or freed one since it measured
-        elif self._threads < self.ceiling and self._epochs_since >= RECHECK_EPOCHS:
-            self._remeasure = True  # look again now and then
+        per_call, reason = seconds / probe_calls, None
+        if free is not None and free < self._threads:
+            reason = "others took a core"
+        elif self._threads < self.ceiling:
+            reason = self._below_ceiling(free)
+        if reason is None and self._slower(per_call):
+            reason = "slower"
+        self._remeasure = self._remeasure or reason
+        self._recent = [*self._recent, (self._threads, per_call)][-RECENT_EPOCHS:]
+
+    def _below_ceiling(self, free: Optional[int]) -> Optional[str]:
+        """Why to measure before the next epoch, below the ceiling: always where the last epoch
+        left a core free or the measurement sees runnable tasks for itself (beside a busy
+        process it then times only the count it trains with); else every ``RECHECK_EPOCHS``."""
+        if free is not None and free > self._threads:
+            return "a core was free"
+        if self.decisions[-1].runnable is not None:
+            return "below the ceiling"
+        return "recheck" if self._epochs_since >= RECHECK_EPOCHS else None
+
+    def _slower(self, per_call: float) -> bool:
+        """Whether the epoch's steps (``per_call`` seconds a probe call) ran ``SLOWER`` than the
+        fastest of the recent epochs at its count, or with none, ``FIRST_EPOCH_SLOWER`` than
+        the last measurement predicted."""
+        recent = [seconds for count, seconds in self._recent if count == self._threads]
+        if recent:
+            return per_call > SLOWER * min(recent)
         predicted = self.decisions[-1].seconds_per_call.get(self._threads, math.nan)
-        if math.isfinite(predicted) and predicted > 0:
-            overhead = seconds / probe_calls / predicted  # the optimizer step and bookkeeping on top
-            limit = FIRST_EPOCH_SLOWER if math.isinf(self._usual_overhead) else SLOWER * self._usual_overhead
-            if overhead > limit:
-                self._remeasure = True
-            self._usual_overhead = min(self._usual_overhead, overhead)
+        return math.isfinite(predicted) and predicted > 0 and per_call > FIRST_EPOCH_SLOWER * predicted
 
     def release(self) -> None:
         """Give NumPy's BLAS back the thread count it had when the policy was made."""
