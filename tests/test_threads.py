@@ -503,3 +503,13 @@ def test_the_look_sees_a_real_busy_process():
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_others_beyond_the_cores_the_ceiling_leaves_them_are_the_competing_ones(monkeypatch):
+    # a joblib worker with a ceiling of 2 on 8 cores: six other runnable tasks fit beside it
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 8)
+    for runnable, competing in ((0, 0), (6, 0), (7, 1), (9, 3)):
+        monkeypatch.setattr(threads, "runnable_others", lambda runnable=runnable: runnable)
+        assert threads.competing_others(2) == competing
+    monkeypatch.setattr(threads, "runnable_others", lambda: None)
+    assert threads.competing_others(2) is None

@@ -36,7 +36,9 @@ that starts between epochs costs 2 threads their slowest epoch otherwise (2.7 s 
 
 The count never exceeds the cores this process may run on (``os.sched_getaffinity``) nor the
 threads its BLAS started with: a joblib worker, whose BLAS the launcher starts with
-cores // n_jobs threads, keeps that share. A number is applied as given. Results are
+cores // n_jobs threads, keeps that share, and only the runnable tasks beyond the cores that
+share leaves to the others compete with it (``competing_others``: the sweep's other workers
+fill their own cores). A number is applied as given. Results are
 bit-identical for a fixed count; between counts they differ in the last bits."""
 
 import math
@@ -206,6 +208,16 @@ def runnable_others() -> Optional[int]:
     return max(0, running - _own_running_threads())
 
 
+def competing_others(ceiling: int) -> Optional[int]:
+    """Other runnable tasks beyond the cores a ``ceiling`` of threads leaves to them: with a
+    ceiling of 2 on 8 cores six fit beside it, a seventh competes (joblib's other workers on a
+    big machine must not keep one worker at 1 thread); None where they cannot be counted."""
+    runnable = runnable_others()
+    if runnable is None:
+        return None
+    return max(0, runnable - max(0, (os.cpu_count() or 1) - ceiling))
+
+
 def measure(
     probe: Callable[[], None],
     counts: List[int],
@@ -310,7 +322,7 @@ class ThreadPolicy:
     budget: float = MEASURE_SECONDS
     decisions: List[Decision] = field(default_factory=list)
     others_per_epoch: List[Optional[float]] = field(default_factory=list)  # cores others kept busy
-    others_now: Callable[[], Optional[int]] = field(default=runnable_others, repr=False)
+    others_now: Optional[Callable[[], Optional[int]]] = field(default=None, repr=False)  # competing_others
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     clock: Callable[[], float] = field(default=time.perf_counter, repr=False)
     _meter: OthersMeter = field(default_factory=OthersMeter, repr=False)
@@ -327,6 +339,9 @@ class ThreadPolicy:
         self._original = self._current()
         if self.ceiling is None:
             self.ceiling = max(1, min(usable_cores(), self._original or usable_cores()))
+        if self.others_now is None:
+            ceiling = self.ceiling
+            self.others_now = lambda: competing_others(ceiling)
 
     @property
     def threads(self) -> int:
