@@ -310,3 +310,14 @@ def test_relu_training_path_equals_the_plain_maximum_and_keeps_nan():
     assert got is out
     np.testing.assert_array_equal(got, np.maximum(z, 0))  # nan where z is nan
     assert np.isnan(got[3, 4])
+
+
+@pytest.mark.parametrize("rows", [1, 5, 300, 1024])
+def test_row_max_and_row_sums_match_numpy_on_both_paths(rows):
+    from mlpx.core.numerics import row_max, row_sums
+
+    a = np.random.default_rng(rows).standard_normal((rows, 10), dtype=np.float32)
+    np.testing.assert_array_equal(row_max(a), a.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(row_sums(a), a.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
+    a[0, 3] = np.nan
+    assert np.isnan(row_max(a)[0, 0]) and not np.isnan(row_max(a)[1:]).any()

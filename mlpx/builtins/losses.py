@@ -9,7 +9,7 @@ from typing import Tuple
 
 import numpy as np
 
-from mlpx.core.numerics import log_softmax, softmax
+from mlpx.core.numerics import log_softmax, row_max, row_sums, softmax
 from mlpx.hookspecs import hookimpl
 
 
@@ -34,11 +34,10 @@ class CrossEntropy:
         (the row sums of a (128, 10) batch cost more in dispatch than in arithmetic).
         """
         n_samples = len(logits)
-        # ufunc reductions called directly: ndarray.max and .sum go through a Python wrapper
-        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+        shifted = logits - row_max(logits)
         d_logits = np.exp(shifted)
-        sums = np.add.reduce(d_logits, axis=1, keepdims=True)
-        row_mass = np.add.reduce(y_onehot, axis=1, keepdims=True)  # 1 for one-hot rows
+        sums = row_sums(d_logits)
+        row_mass = row_sums(y_onehot)  # 1 for one-hot rows
         value = (float(np.vdot(row_mass, np.log(sums))) - float(np.vdot(y_onehot, shifted))) / n_samples
         np.divide(row_mass, sums, out=sums)
         d_logits *= sums

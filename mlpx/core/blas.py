@@ -21,6 +21,7 @@ epoch ran 10x slower here. Where NumPy's BLAS cannot be found or fails a self-te
 import ctypes
 import os
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -97,18 +98,20 @@ def _address(array: np.ndarray) -> ctypes.c_void_p:
     return address
 
 
-def _bind_gemm_tn(library: ctypes.CDLL, letter: str, scalar: type) -> Optional[GemmTN]:
+def _bind_gemm(library: ctypes.CDLL, letter: str, scalar: type, transpose_a: bool) -> Optional[GemmTN]:
     # no argtypes: every argument goes as a ctypes object of its C type, most built once (ctypes'
     # conversion of 14 Python arguments cost more than a small layer's product)
     function, integer = _symbol(library, f"{letter}gemm")
     if function is None:
         return None
-    order = (ctypes.c_int(_ROW_MAJOR), ctypes.c_int(_TRANS), ctypes.c_int(_NO_TRANS))
+    op_a = ctypes.c_int(_TRANS if transpose_a else _NO_TRANS)
+    order = (ctypes.c_int(_ROW_MAJOR), op_a, ctypes.c_int(_NO_TRANS))
     dims: Dict[Tuple[int, int, int], Tuple[Any, Any, Any]] = {}
 
-    def gemm_tn(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray) -> None:
-        """c (m, n) <- alpha * a.T @ b + beta * c, for C-contiguous a (k, m), b (k, n), c."""
-        k, m = a.shape
+    def gemm(alpha: float, a: np.ndarray, b: np.ndarray, beta: float, c: np.ndarray) -> None:
+        """c (m, n) <- alpha * op(a) @ b + beta * c, for C-contiguous a, b (k, n) and c, where
+        op(a) is a.T of a (k, m) (``gemm_tn``) or a itself, (m, k) (``gemm_nn``)."""
+        k, m = a.shape if transpose_a else a.shape[::-1]
         n = b.shape[1]
         sizes = dims.get((m, n, k))
         if sizes is None:
@@ -116,11 +119,11 @@ def _bind_gemm_tn(library: ctypes.CDLL, letter: str, scalar: type) -> Optional[G
         m_, n_, k_ = sizes
         function(
             *order, m_, n_, k_,
-            scalar(alpha), _address(a), m_, _address(b), n_,  # lda = m, ldb = n
+            scalar(alpha), _address(a), m_ if transpose_a else k_, _address(b), n_,  # lda, ldb = n
             scalar(beta), _address(c), n_,  # ldc = n
         )  # fmt: skip
 
-    return gemm_tn
+    return gemm
 
 
 def _bind_column_sums(
@@ -164,26 +167,35 @@ def _bind_axpy(library: ctypes.CDLL, letter: str, scalar: type) -> Optional[Call
     return axpy_raw
 
 
-def _passes_self_test(
-    gemm_tn: GemmTN, column_sums: ColumnSums, axpy: Callable[..., None], dtype: np.dtype
-) -> bool:
+@dataclass(frozen=True)
+class _Routines:
+    gemm_tn: GemmTN
+    gemm_nn: GemmTN
+    column_sums: ColumnSums
+    axpy: Callable[..., None]
+
+
+def _passes_self_test(routines: _Routines, dtype: np.dtype) -> bool:
     rng = np.random.default_rng(0)
     a, b, c = (rng.standard_normal(shape).astype(dtype) for shape in ((5, 3), (5, 4), (3, 4)))
     expected = -0.5 * (a.T @ b) + 0.75 * c
-    gemm_tn(-0.5, a, b, 0.75, c)
+    routines.gemm_tn(-0.5, a, b, 0.75, c)
     tripled = c.copy()
-    axpy(2.0, c, tripled)
+    routines.axpy(2.0, c, tripled)
     sums, expected_sums = c[0].copy(), 2.0 * b.sum(axis=0) + 0.5 * c[0]
-    column_sums(2.0, b, 0.5, sums)
+    routines.column_sums(2.0, b, 0.5, sums)
+    product, expected_product = b[:3].copy(), 2.0 * (a.T @ b) + b[:3]  # a.T (3, 5) @ b (5, 4)
+    routines.gemm_nn(2.0, np.ascontiguousarray(a.T), b, 1.0, product)
     close = {"rtol": 1e-4, "atol": 1e-5}
     return bool(
         np.allclose(c, expected, **close)
         and np.allclose(tripled, 3 * expected, **close)
         and np.allclose(sums, expected_sums, **close)
+        and np.allclose(product, expected_product, **close)
     )
 
 
-def _load() -> Dict[np.dtype, Tuple[GemmTN, ColumnSums, Callable[..., None]]]:
+def _load() -> Dict[np.dtype, _Routines]:
     path = _numpy_blas_path()
     try:
         library = ctypes.CDLL(path) if path else None
@@ -193,11 +205,16 @@ def _load() -> Dict[np.dtype, Tuple[GemmTN, ColumnSums, Callable[..., None]]]:
     for dtype, (letter, scalar) in _TYPES.items():
         if library is None:
             break
-        gemm_tn, axpy = _bind_gemm_tn(library, letter, scalar), _bind_axpy(library, letter, scalar)
-        column_sums = _bind_column_sums(library, letter, scalar, dtype)
-        routines = (gemm_tn, column_sums, axpy)
-        if all(r is not None for r in routines) and _passes_self_test(*routines, dtype):
-            found[dtype] = routines
+        bound = (
+            _bind_gemm(library, letter, scalar, transpose_a=True),
+            _bind_gemm(library, letter, scalar, transpose_a=False),
+            _bind_column_sums(library, letter, scalar, dtype),
+            _bind_axpy(library, letter, scalar),
+        )
+        if all(routine is not None for routine in bound):
+            routines = _Routines(*bound)
+            if _passes_self_test(routines, dtype):
+                found[dtype] = routines
     return found
 
 
@@ -207,14 +224,20 @@ _ROUTINES = _load()
 def gemm_tn_for(dtype: np.dtype) -> Optional[GemmTN]:
     """The accumulating ``a.T @ b`` GEMM for ``dtype`` arrays, or None (use ``np.matmul``)."""
     routines = _ROUTINES.get(np.dtype(dtype))
-    return routines[0] if routines else None
+    return routines.gemm_tn if routines else None
+
+
+def gemm_nn_for(dtype: np.dtype) -> Optional[GemmTN]:
+    """The accumulating ``a @ b`` GEMM for ``dtype`` arrays, or None (use ``np.matmul``)."""
+    routines = _ROUTINES.get(np.dtype(dtype))
+    return routines.gemm_nn if routines else None
 
 
 def column_sums_for(dtype: np.dtype) -> Optional[ColumnSums]:
     """The accumulating column sums ``y <- alpha * a.T @ ones + beta * y`` for ``dtype`` arrays,
     or None (use ``np.add.reduce``)."""
     routines = _ROUTINES.get(np.dtype(dtype))
-    return routines[1] if routines else None
+    return routines.column_sums if routines else None
 
 
 #: below this many entries NumPy's two passes beat the ~4 us of calling BLAS through ctypes
@@ -234,5 +257,5 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> bool:
         return False
     if not (x.flags.c_contiguous and y.flags.c_contiguous and y.flags.writeable):
         return False
-    routines[2](alpha, x, y)
+    routines.axpy(alpha, x, y)
     return True

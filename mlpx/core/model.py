@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlpx.core.blas import column_sums_for, gemm_tn_for
+from mlpx.core.blas import column_sums_for, gemm_nn_for, gemm_tn_for
 
 Arrays = Dict[str, np.ndarray]
 FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
@@ -30,6 +30,22 @@ def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) ->
         c.dtype == dtype
         and a.dtype == dtype
         and b.dtype == dtype
+        and c.flags.c_contiguous
+        and a.flags.c_contiguous
+        and b.flags.c_contiguous
+    )
+
+
+def _product_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether raw BLAS may read ``a`` (m, k), ``b`` (k, n) and accumulate into ``c`` (m, n)."""
+    return (
+        a.ndim == 2
+        and c.shape == (a.shape[0], b.shape[1])
+        and a.shape[1] == b.shape[0]
+        and c.dtype == dtype
+        and a.dtype == dtype
+        and b.dtype == dtype
+        and c.flags.writeable
         and c.flags.c_contiguous
         and a.flags.c_contiguous
         and b.flags.c_contiguous
@@ -96,6 +112,7 @@ class MLP:
         self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
         self._a: List[np.ndarray] = []  # a[l] of each hidden layer, from the last forward
         self._gemm_tn = gemm_tn_for(self.dtype)
+        self._gemm_nn = gemm_nn_for(self.dtype)
         self._column_sums = column_sums_for(self.dtype)
         self.fused_keys: List[str] = []  # weight keys the last backward fused into a target
 
@@ -124,17 +141,29 @@ class MLP:
         params, forward, forward_out = self.params, self.activation.forward, self._forward_out
         a = x
         zs, activations = [], []
+        weight_keys, bias_keys = self.weight_keys, self._bias_keys
         for index in range(self.n_layers - 1):
-            z = np.matmul(a, params[self.weight_keys[index]], out=buffers.z[index])
-            z += params[self._bias_keys[index]]
+            z = self._affine(a, params[weight_keys[index]], params[bias_keys[index]], buffers.z[index])
             a = forward(z, out=buffers.a[index]) if forward_out else forward(z)
             zs.append(z)
             activations.append(a)
-        logits = np.matmul(a, params[self.weight_keys[-1]], out=buffers.logits)
-        logits += params[self._bias_keys[-1]]
+        logits = self._affine(a, params[self.weight_keys[-1]], params[self._bias_keys[-1]], buffers.logits)
         self._x, self._z, self._a = x, zs, activations
         self._grad_a = buffers.grad_a
         return logits
+
+    def _affine(self, a: np.ndarray, weights: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out <- a @ weights + bias: the bias copied into ``out`` and the GEMM accumulating onto
+        it (one pass fewer over ``out`` than a product then an add), or exactly that product and
+        add where raw BLAS cannot take the arrays."""
+        gemm_nn = self._gemm_nn
+        if gemm_nn is not None and _product_ready(out, a, weights, self.dtype):
+            np.copyto(out, bias)
+            gemm_nn(1.0, a, weights, 1.0, out)
+            return out
+        np.matmul(a, weights, out=out)
+        out += bias
+        return out
 
     def _forward_fresh(self, x: np.ndarray) -> np.ndarray:
         a = x
