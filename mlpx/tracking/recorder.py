@@ -363,6 +363,7 @@ def _context_tags(
     """``tags`` over MLflow's own run-context tags (user, source name and type, git commit,
     branch and repository URL) for ``main_file``, with the git tags of ``code_dir`` if
     ``main_file`` is not in a checkout."""
+    from mlflow.tracking.context.jupyter_notebook_context import JupyterNotebookRunContext
     from mlflow.tracking.context.registry import resolve_tags
     from mlflow.utils import git_utils
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
@@ -371,7 +372,8 @@ def _context_tags(
     if main_file:
         sys.argv[:1] = [main_file]  # MLflow reads the main file's path from sys.argv[0]
     try:
-        resolved = resolve_tags(dict(tags))
+        # this helper is a subprocess, never a notebook: asking imports IPython (0.2 s here)
+        resolved = resolve_tags(dict(tags), ignore=[JupyterNotebookRunContext])
     finally:
         sys.argv[:] = saved
     if MLFLOW_GIT_COMMIT not in resolved and code_dir:
