@@ -513,3 +513,16 @@ def test_others_beyond_the_cores_the_ceiling_leaves_them_are_the_competing_ones(
         assert threads.competing_others(2) == competing
     monkeypatch.setattr(threads, "runnable_others", lambda: None)
     assert threads.competing_others(2) is None
+
+
+def test_short_epochs_are_not_re_measured_every_epoch_the_measurement_is_amortised():
+    # a small network's epoch trains in 0.01 s: a 0.1 s re-measure before each made it 0.11 s
+    machine = _FakeMachine({1: 0.00001, 2: 0.00002})  # one thread is the faster: below the ceiling
+    policy = _policy_on(machine, lambda: 0)
+    counts = [_epoch(policy, machine, steps=1000) for _ in range(60)]  # 0.01 s epochs at 1 thread
+    assert set(counts) == {1}
+    first = policy.decisions[0].took
+    trained = 60 * 1000 * machine.cost[1]
+    # measuring before each of them would be 60 decisions: at most one per 5 x its time trained,
+    # and it does look again once it has trained that long
+    assert 2 <= len(policy.decisions) <= 1 + trained / (5 * first)

@@ -18,6 +18,9 @@ import numpy as np
 from mlpx.core.blas import column_sums_for, gemm_nn_for, gemm_tn_for
 
 Arrays = Dict[str, np.ndarray]
+#: below this many outputs a product then an add beats copying the bias in and calling BLAS
+#: through ctypes (~2 us more per call than np.matmul: a (32, 300) output only breaks even)
+PREFILL_MIN_SIZE = 16384
 FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
 
 
@@ -155,9 +158,10 @@ class MLP:
     def _affine(self, a: np.ndarray, weights: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out <- a @ weights + bias: the bias copied into ``out`` and the GEMM accumulating onto
         it (one pass fewer over ``out`` than a product then an add), or exactly that product and
-        add where raw BLAS cannot take the arrays."""
+        add for small outputs and where raw BLAS cannot take the arrays."""
         gemm_nn = self._gemm_nn
-        if gemm_nn is not None and _product_ready(out, a, weights, self.dtype):
+        prefill = gemm_nn is not None and out.size >= PREFILL_MIN_SIZE
+        if prefill and _product_ready(out, a, weights, self.dtype):
             np.copyto(out, bias)
             gemm_nn(1.0, a, weights, 1.0, out)
             return out

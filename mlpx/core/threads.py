@@ -27,6 +27,8 @@ keeps a noisy measurement (say right after a busy process stopped) from holding 
 ceiling, and follows a busy process that stops between epochs. Where runnable tasks cannot be
 counted, a measurement times every count, so it measures every epoch only while /proc/stat
 shows that the last epoch left a core free, and otherwise every ``RECHECK_EPOCHS`` epochs.
+None of these re-measures comes before it has trained ``AMORTIZE`` times as long as the last
+measurement took, so measuring stays a small share of a run whose epochs are short.
 
 Before an epoch at more than one thread it takes a cheap look: other runnable tasks now, once,
 and ``LOOK_SAMPLES`` times ``LOOK_GAP`` apart only when that once shows any (a task that runs
@@ -73,6 +75,11 @@ TAKEN = 0.5
 #: where neither runnable tasks nor the last epoch show whether a core is taken: while below
 #: the ceiling, measure again this often (epochs)
 RECHECK_EPOCHS = 4
+#: between epochs it measures again only after training this many times as long as the last
+#: measurement took: a measurement costs a fraction of its time (the worse count's extra steps,
+#: idle probes once an epoch's steps run out), so this bounds its share of a run. Epochs of 0.01 s
+#: (a small network) otherwise paid 0.1 s each for re-measures; the look below is exempt
+AMORTIZE = 5.0
 #: the look before an epoch at more than one thread: samples of the runnable other tasks
 #: (the first alone when it sees none), and the seconds between them
 LOOK_SAMPLES = 3
@@ -332,6 +339,7 @@ class ThreadPolicy:
     _remeasure: Optional[str] = field(default="start", repr=False)  # why, when it must measure
     _recent: List[Tuple[int, float]] = field(default_factory=list, repr=False)  # (count, s per call)
     _epochs_since: int = field(default=0, repr=False)
+    _trained_since: float = field(default=0.0, repr=False)  # seconds of steps since the last measurement
 
     def __post_init__(self) -> None:
         self.setting = parse_setting(self.setting)
@@ -407,7 +415,7 @@ class ThreadPolicy:
         took = self.clock() - started
         # the counts it timed are those the others left room for
         self.decisions.append(Decision(seconds, chosen, took, max(seconds), runnable, self._remeasure or ""))
-        self._threads, self._remeasure, self._epochs_since = chosen, None, 0
+        self._threads, self._remeasure, self._epochs_since, self._trained_since = chosen, None, 0, 0.0
 
     def after_epoch(self, probe_calls: float, seconds: float) -> None:
         """Record that the last epoch's training steps, worth ``probe_calls`` probe calls (its
@@ -417,6 +425,7 @@ class ThreadPolicy:
         if self.setting != AUTO or not self.decisions or probe_calls <= 0:
             return
         self._epochs_since += 1
+        self._trained_since += seconds
         others = self._meter.cores()
         self.others_per_epoch.append(others)
         free = None if others is None else free_cores(self.ceiling, others)
@@ -427,6 +436,8 @@ class ThreadPolicy:
             reason = self._below_ceiling(free)
         if reason is None and self._slower(per_call):
             reason = "slower"
+        if reason and self._trained_since < AMORTIZE * self.decisions[-1].took:
+            reason = None  # too soon: asked again after the next epoch, when it still holds
         self._remeasure = self._remeasure or reason
         self._recent = [*self._recent, (self._threads, per_call)][-RECENT_EPOCHS:]
 
