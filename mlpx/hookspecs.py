@@ -107,10 +107,11 @@ def register_optimizers(register):
     ``params`` and ``grads`` are dicts with the same keys (``"W1"``, ``"b1"``, ...); an
     optimizer keeps its own state per key and must not modify ``grads``.
 
-    Optionally, for speed, it may also offer its first pass over each parameter to the BLAS
-    call that computes the gradient ``g`` (a weight matrix's GEMM, a bias's GEMV)::
+    Optionally, for speed, it may also offer its first pass over each weight matrix to the GEMM
+    that computes the gradient ``g`` (and, with ``fused_biases = True`` set on the class that
+    defines ``fused_targets``, over each bias to the GEMV that sums its gradient)::
 
-        fused_targets(params) -> {key: (target, alpha, beta)}   # target <- alpha g + beta target
+        fused_targets(weights) -> {key: (target, alpha, beta)}   # target <- alpha g + beta target
         step(params, grads, fused=keys) -> None   # finish; grads[key] of fused keys is stale
 
     SGD offers ``(W, -lr, 1)``, momentum ``(velocity, 1, mu)``. ``mlpx check`` verifies that

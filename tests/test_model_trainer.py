@@ -296,6 +296,7 @@ def test_a_bias_target_of_the_wrong_shape_falls_back_to_the_plain_gradient():
     y = np.eye(10, dtype=np.float32)[np.arange(8)]
     wrong = np.zeros(7, np.float32)  # b1 is (30,)
     plain = model.backward(CrossEntropy().grad(model.forward(x), y))["b1"].copy()
+    model.grads["b1"][:] = np.nan  # the plain path must write it again
     grads = model.backward(CrossEntropy().grad(model.forward(x), y), {"b1": (wrong, 1.0, 0.0)})
     assert model.fused_keys == [] and not wrong.any()
     np.testing.assert_array_equal(grads["b1"], plain)  # the gradient was made the plain way
@@ -321,3 +322,46 @@ def test_row_max_and_row_sums_match_numpy_on_both_paths(rows):
     np.testing.assert_allclose(row_sums(a), a.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-6)
     a[0, 3] = np.nan
     assert np.isnan(row_max(a)[0, 0]) and not np.isnan(row_max(a)[1:]).any()
+
+
+def test_a_weights_only_fused_optimizer_is_offered_weights_only():
+    # a plugin written when fused_targets served weight matrices only: weight decay of W alone
+    from mlpx.core.trainer import fused_params
+
+    class DecayWeights(SGD):
+        wd = 0.1
+
+        def fused_targets(self, params):
+            return {k: (p, -self.lr, 1 - self.lr * self.wd) for k, p in params.items()}
+
+        def step(self, params, grads, fused=()):
+            for key, p in params.items():
+                if key in fused:
+                    continue
+                p *= 1 - self.lr * self.wd if key.startswith("W") else 1.0
+                p -= self.lr * grads[key]
+
+    model = MLP([784, 30, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    assert sorted(fused_params(DecayWeights(), model.params, model.weight_keys)) == ["W1", "W2"]
+    assert sorted(fused_params(SGD(), model.params, model.weight_keys)) == ["W1", "W2", "b1", "b2"]
+    from mlpx.checks import check_plugin
+
+    report = check_plugin("optimizer", DecayWeights)
+    assert not [p for p in report.problems if p.check == "fused"], str(report)
+
+
+def test_relu_subclass_with_its_own_init_keeps_the_fast_path():
+    class Scaled(ReLU):
+        def __init__(self, k=1.0):
+            self.k = k
+
+    z = np.random.default_rng(0).standard_normal((4, 5), dtype=np.float32)
+    np.testing.assert_array_equal(Scaled().forward(z, out=np.empty_like(z)), np.maximum(z, 0))
+
+
+def test_an_empty_batch_never_reaches_blas_for_a_bias():
+    model = MLP([4, 3, 2], ReLU(), HeNormal(), np.random.default_rng(0))
+    velocity = np.ones(2, np.float32)
+    model.forward(np.zeros((0, 4), np.float32))
+    model.backward(np.zeros((0, 2), np.float32), {"b2": (velocity, 1.0, 0.5)})
+    assert "b2" not in model.fused_keys and (velocity == 1).all()

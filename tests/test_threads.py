@@ -495,7 +495,9 @@ def test_the_look_sees_a_real_busy_process():
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)  # started and spinning
-        policy = ThreadPolicy(AUTO, ceiling=2)
+        # every runnable task competes here, whatever the machine's cores (competing_others would
+        # leave a busy process room beside a ceiling of 2 on 4 cores)
+        policy = ThreadPolicy(AUTO, ceiling=2, others_now=threads.runnable_others)
         _decided(policy, {1: 0.002, 2: 0.0011}, 2, others=0.0, runnable=0)
         started = time.perf_counter()
         assert policy._busy_now()
@@ -526,3 +528,26 @@ def test_short_epochs_are_not_re_measured_every_epoch_the_measurement_is_amortis
     # measuring before each of them would be 60 decisions: at most one per 5 x its time trained,
     # and it does look again once it has trained that long
     assert 2 <= len(policy.decisions) <= 1 + trained / (5 * first)
+
+
+def test_busy_cores_beyond_those_the_ceiling_leaves_to_others_do_not_re_measure(monkeypatch):
+    # a joblib worker with a ceiling of 2 on 8 cores: the other workers keep 6 cores busy
+    monkeypatch.setattr(threads, "usable_cores", lambda: 8)
+    policy = ThreadPolicy(AUTO, ceiling=2)
+    _decided(policy, {1: 0.002, 2: 0.0011}, 2, others=6.0, runnable=0)
+    policy._trained_since = 10.0  # long enough to measure again, were there a reason
+    policy.after_epoch(100, 0.11)
+    assert policy._remeasure is None
+    policy._meter = _FakeMeter(7.0)  # a seventh busy core: one the worker trains on
+    policy.after_epoch(100, 0.11)
+    assert policy._remeasure == "others took a core"
+
+
+def test_checks_below_the_ceiling_that_keep_confirming_the_count_back_off():
+    machine = _FakeMachine({1: 0.001, 2: 0.002})  # one thread really is faster
+    policy = _policy_on(machine, lambda: 0)
+    for _ in range(200):
+        _epoch(policy, machine, steps=500)  # 0.5 s epochs, a 0.1 s measurement
+    # measuring before every epoch would be 200; each confirming check doubles the wait
+    assert len(policy.decisions) < 20
+    assert {d.threads for d in policy.decisions} == {1}

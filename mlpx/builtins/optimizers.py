@@ -68,6 +68,8 @@ class SGDConfig:
 class SGD:
     """p <- p - lr * g."""
 
+    fused_biases = True  # fused_targets serves biases too (see mlpx.core.trainer.fused_params)
+
     def __init__(self, lr: float = 0.1) -> None:
         _check_lr(lr)
         self.lr = lr
@@ -106,6 +108,8 @@ class Momentum:
         self._velocity: Arrays = {}
         self._scratch: Arrays = {}
         self._flush = SubnormalFlush()
+
+    fused_biases = True  # fused_targets serves biases too (see mlpx.core.trainer.fused_params)
 
     def _state(self, key: str, p: np.ndarray) -> np.ndarray:
         v = self._velocity.get(key)

@@ -29,7 +29,7 @@ from mlpx.checks.numeric import fmt
 from mlpx.checks.references import Family, identify, nonstandard_switches
 from mlpx.checks.report import CheckReport, Problem
 from mlpx.checks.tolerances import Tolerances
-from mlpx.core.trainer import fused_targets_of
+from mlpx.core.trainer import fused_params, fused_targets_of
 
 Arrays = Dict[str, np.ndarray]
 SHAPES = {"W1": (4, 3), "b1": (3,)}
@@ -316,7 +316,9 @@ def _fused(
     params = {k: p.copy() for k, p in start.items()}
     gaps = []
     for step, g in enumerate(grads):
-        targets = optimizer.fused_targets(dict(params))  # weights and biases, as the trainer offers
+        weight_keys = [key for key in params if key.startswith("W")]
+        offered = fused_params(optimizer, params, weight_keys)  # what the trainer offers
+        targets = optimizer.fused_targets(offered)
         for key, (target, alpha, beta) in targets.items():
             target *= beta
             target += alpha * g[key]

@@ -11,11 +11,12 @@ column sums of the layer's delta, ``delta.T @ ones``: the same accumulating GEMV
 applies the step's first pass (``b <- -lr * sums + b``) in one call, where NumPy takes a
 reduction and two more passes, each a few microseconds of dispatch at small batches.
 
-Both are the ``cblas_*`` functions of the very library NumPy loaded (found with threadpoolctl),
+All are the ``cblas_*`` functions of the very library NumPy loaded (found with threadpoolctl),
 so one thread pool runs every product. Calling a second BLAS from the training loop (SciPy's
 bundled copy, say) is no shortcut: each pool's idle threads spin while the other works, and the
 epoch ran 10x slower here. Where NumPy's BLAS cannot be found or fails a self-test at import,
-``gemm_tn_for`` returns None and ``axpy`` returns False: callers fall back to NumPy.
+``gemm_tn_for``, ``gemm_nn_for`` and ``column_sums_for`` return None and ``axpy`` returns False:
+callers fall back to NumPy.
 """
 
 import ctypes

@@ -36,6 +36,9 @@ def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) ->
         and c.flags.c_contiguous
         and a.flags.c_contiguous
         and b.flags.c_contiguous
+        and c.flags.aligned
+        and a.flags.aligned
+        and b.flags.aligned
     )
 
 
@@ -52,6 +55,9 @@ def _product_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype)
         and c.flags.c_contiguous
         and a.flags.c_contiguous
         and b.flags.c_contiguous
+        and c.flags.aligned
+        and a.flags.aligned
+        and b.flags.aligned
     )
 
 
@@ -59,12 +65,16 @@ def _bias_blas_ready(y: np.ndarray, delta: np.ndarray, dtype: np.dtype) -> bool:
     """Whether raw BLAS may read ``delta`` (k, n) and write its column sums into ``y`` (n,)."""
     return (
         isinstance(y, np.ndarray)
+        and delta.ndim == 2
+        and delta.shape[0] > 0  # BLAS's GEMV of no rows leaves y unscaled by beta
         and y.shape == delta.shape[1:]
         and y.dtype == dtype
         and delta.dtype == dtype
         and y.flags.writeable
         and y.flags.c_contiguous
         and delta.flags.c_contiguous
+        and y.flags.aligned
+        and delta.flags.aligned
     )
 
 
@@ -117,7 +127,7 @@ class MLP:
         self._gemm_tn = gemm_tn_for(self.dtype)
         self._gemm_nn = gemm_nn_for(self.dtype)
         self._column_sums = column_sums_for(self.dtype)
-        self.fused_keys: List[str] = []  # weight keys the last backward fused into a target
+        self.fused_keys: List[str] = []  # parameter keys the last backward fused into a target
 
     @property
     def activation(self) -> Any:

@@ -27,8 +27,11 @@ keeps a noisy measurement (say right after a busy process stopped) from holding 
 ceiling, and follows a busy process that stops between epochs. Where runnable tasks cannot be
 counted, a measurement times every count, so it measures every epoch only while /proc/stat
 shows that the last epoch left a core free, and otherwise every ``RECHECK_EPOCHS`` epochs.
-None of these re-measures comes before it has trained ``AMORTIZE`` times as long as the last
-measurement took, so measuring stays a small share of a run whose epochs are short.
+None of these re-measures, nor the look below, comes before it has trained ``AMORTIZE`` times as
+long as the last measurement took, so measuring stays a small share of a run whose epochs are
+short; and each check below the ceiling that timed several counts and kept its count doubles
+that wait (``PERIODIC``, up to ``MAX_BACKOFF``), so a quiet machine where fewer threads really
+are faster settles.
 
 Before an epoch at more than one thread it takes a cheap look: other runnable tasks now, once,
 and ``LOOK_SAMPLES`` times ``LOOK_GAP`` apart only when that once shows any (a task that runs
@@ -80,6 +83,12 @@ RECHECK_EPOCHS = 4
 #: idle probes once an epoch's steps run out), so this bounds its share of a run. Epochs of 0.01 s
 #: (a small network) otherwise paid 0.1 s each for re-measures; the look below is exempt
 AMORTIZE = 5.0
+#: reasons of the periodic checks below the ceiling: each that times several counts and confirms
+#: the count doubles the training it waits for before the next (up to ``MAX_BACKOFF`` x), so a
+#: machine where fewer threads really are faster (a small network) settles instead of being
+#: measured for ever
+PERIODIC = ("below the ceiling", "a core was free", "recheck")
+MAX_BACKOFF = 32.0
 #: the look before an epoch at more than one thread: samples of the runnable other tasks
 #: (the first alone when it sees none), and the seconds between them
 LOOK_SAMPLES = 3
@@ -340,6 +349,7 @@ class ThreadPolicy:
     _recent: List[Tuple[int, float]] = field(default_factory=list, repr=False)  # (count, s per call)
     _epochs_since: int = field(default=0, repr=False)
     _trained_since: float = field(default=0.0, repr=False)  # seconds of steps since the last measurement
+    _backoff: float = field(default=1.0, repr=False)  # x AMORTIZE; doubles while checks confirm the count
 
     def __post_init__(self) -> None:
         self.setting = parse_setting(self.setting)
@@ -369,7 +379,8 @@ class ThreadPolicy:
         if self.setting != AUTO:
             self._threads = int(self.setting)
         else:
-            if not self._remeasure and self._threads is not None and self._threads > 1 and self._busy_now():
+            looks = not self._remeasure and self._threads is not None and self._threads > 1
+            if looks and self._amortised() and self._busy_now():
                 self._remeasure = "others runnable now"
             if self._remeasure or self._threads is None:
                 self._decide(probe)
@@ -415,6 +426,10 @@ class ThreadPolicy:
         took = self.clock() - started
         # the counts it timed are those the others left room for
         self.decisions.append(Decision(seconds, chosen, took, max(seconds), runnable, self._remeasure or ""))
+        # a periodic check that timed several counts and kept the count waits twice as long next time;
+        # one beside a busy process, which timed only the count it trains with, costs nothing
+        confirmed = self._remeasure in PERIODIC and chosen == self._threads and len(seconds) > 1
+        self._backoff = min(MAX_BACKOFF, 2 * self._backoff) if confirmed else 1.0
         self._threads, self._remeasure, self._epochs_since, self._trained_since = chosen, None, 0, 0.0
 
     def after_epoch(self, probe_calls: float, seconds: float) -> None:
@@ -428,7 +443,8 @@ class ThreadPolicy:
         self._trained_since += seconds
         others = self._meter.cores()
         self.others_per_epoch.append(others)
-        free = None if others is None else free_cores(self.ceiling, others)
+        beside = max(0, usable_cores() - self.ceiling)  # cores the ceiling leaves to the others
+        free = None if others is None else free_cores(self.ceiling, max(0.0, others - beside))
         per_call, reason = seconds / probe_calls, None
         if free is not None and free < self._threads:
             reason = "others took a core"
@@ -436,10 +452,16 @@ class ThreadPolicy:
             reason = self._below_ceiling(free)
         if reason is None and self._slower(per_call):
             reason = "slower"
-        if reason and self._trained_since < AMORTIZE * self.decisions[-1].took:
+        if reason and not self._amortised():
             reason = None  # too soon: asked again after the next epoch, when it still holds
         self._remeasure = self._remeasure or reason
         self._recent = [*self._recent, (self._threads, per_call)][-RECENT_EPOCHS:]
+
+    def _amortised(self) -> bool:
+        """Whether it has trained long enough since the last measurement to measure again:
+        ``AMORTIZE`` times as long as that took, times the back-off of checks below the ceiling
+        that kept confirming their count."""
+        return not self.decisions or self._trained_since >= AMORTIZE * self._backoff * self.decisions[-1].took
 
     def _below_ceiling(self, free: Optional[int]) -> Optional[str]:
         """Why to measure before the next epoch, below the ceiling: always where the last epoch

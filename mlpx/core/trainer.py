@@ -107,6 +107,19 @@ def fused_targets_of(optimizer: Any) -> Optional[Callable[[Dict[str, np.ndarray]
     return offer if step_owner is offer_owner else None
 
 
+def fused_params(
+    optimizer: Any, params: Dict[str, np.ndarray], weight_keys: List[str]
+) -> Dict[str, np.ndarray]:
+    """The parameters offered to the optimizer's ``fused_targets``: every one when the class that
+    defines ``fused_targets`` also sets ``fused_biases = True`` (mlpx's SGD and Momentum), else
+    the weight matrices only, the contract a plugin's ``fused_targets`` may have been written for
+    (a weight decay of weights only, or a target that assumes 2-D arrays)."""
+    owner = next((cls for cls in type(optimizer).__mro__ if "fused_targets" in vars(cls)), None)
+    if owner is not None and vars(owner).get("fused_biases") is True:
+        return dict(params)
+    return {key: params[key] for key in weight_keys}
+
+
 def lr_factor(schedule: str, step: int, total_steps: int) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based) of ``total_steps``."""
     if schedule == "cosine":
@@ -206,7 +219,7 @@ def fit(
         for epoch in range(1, epochs + 1):
             started = time.perf_counter()
             order = rng.permutation(n_samples)
-            params = dict(model.params)  # the fused BLAS calls' targets
+            params = fused_params(optimizer, model.params, model.weight_keys)  # offered to fused_targets
             steps = _EpochSteps(
                 lambda step, order=order, epoch=epoch: train_step(epoch, order, step), n_full_steps, probe
             )
