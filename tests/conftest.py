@@ -127,6 +127,14 @@ def running_mlflow_server(root: Path, backend_store_uri: str, port: Optional[int
         stop_process(process, signal.SIGTERM)
 
 
+def default_signals() -> None:
+    """A ``preexec_fn``: SIGINT, SIGTERM and SIGHUP at their defaults in the child, whatever this
+    test run inherited (a shell's background job ignores SIGINT, ``nohup`` SIGHUP, and mlpx
+    rightly keeps an inherited SIG_IGN), so the signal tests test mlpx's own handling."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def stop_process(process: subprocess.Popen, first_signal: int) -> None:
     """Send ``first_signal`` to the process group, then SIGKILL if it is still there after 30 s."""
     with contextlib.suppress(ProcessLookupError):  # a server that failed to start is gone already

@@ -22,7 +22,14 @@ import pytest
 from mlflow import MlflowClient
 
 from mlpx.tracking.stale_runs import owner_tags
-from tests.conftest import SMALL, _free_port, hermetic_environment, running_mlflow_server, store_uri
+from tests.conftest import (
+    SMALL,
+    _free_port,
+    default_signals,
+    hermetic_environment,
+    running_mlflow_server,
+    store_uri,
+)
 
 pytestmark = pytest.mark.fault
 
@@ -42,6 +49,7 @@ class Mlpx:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=default_signals,
         )
         self.lines: list = []
         self._queue: queue.Queue = queue.Queue()

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from mlpx.builtins.early_stopping import EarlyStopping
 from mlpx.cli import finished_objective
-from tests.conftest import SMALL, store_uri
+from tests.conftest import SMALL, default_signals, store_uri
 
 
 def _runs(workdir):
@@ -164,6 +164,7 @@ def test_ctrl_c_during_training_ends_the_run_killed_with_its_epochs(workdir, mni
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     for line in process.stdout:  # one progress line per epoch: "... epoch   2/200  train_loss ..."
         if re.search(r"epoch\s+2/200", line):
