@@ -365,3 +365,22 @@ def test_an_empty_batch_never_reaches_blas_for_a_bias():
     model.forward(np.zeros((0, 4), np.float32))
     model.backward(np.zeros((0, 2), np.float32), {"b2": (velocity, 1.0, 0.5)})
     assert "b2" not in model.fused_keys and (velocity == 1).all()
+
+
+def test_fit_gathers_batches_into_the_models_own_buffers_across_calls():
+    rng = np.random.default_rng(0)
+
+    class Data:
+        x_train, y_train = rng.random((64, 784), dtype=np.float32), rng.integers(0, 10, 64)
+        x_val, y_val, n_classes = x_train[:16], y_train[:16], 10
+
+    model = MLP([784, 16, 10], ReLU(), HeNormal(), np.random.default_rng(0))
+    inputs, targets = model.batch_buffers(16)
+    for seed in (1, 2):  # a second call reuses them: no fresh buffers (and page faults) per call
+        fit(
+            model, CrossEntropy(), SGD(lr=0.1), Data, epochs=1, batch_size=16, rng=np.random.default_rng(seed)
+        )
+        assert model._x is inputs and model.batch_buffers(16)[1] is targets
+    last = np.random.default_rng(2).permutation(64)[48:]  # the last batch of the second call
+    np.testing.assert_array_equal(inputs, Data.x_train[last])
+    np.testing.assert_array_equal(targets.argmax(axis=1), Data.y_train[last])

@@ -87,9 +87,12 @@ def _accepts_out(method: Callable[..., Any]) -> bool:
 
 
 class _Buffers:
-    """Per-layer arrays for one batch size: z and a of each hidden layer, logits, grad_a."""
+    """Per-layer arrays for one batch size: z and a of each hidden layer, logits, grad_a, and the
+    batch itself (inputs and targets, filled by the trainer's gather)."""
 
     def __init__(self, n_samples: int, sizes: Sequence[int], dtype: np.dtype) -> None:
+        self.inputs = np.empty((n_samples, sizes[0]), dtype)
+        self.targets = np.empty((n_samples, sizes[-1]), dtype)
         hidden = sizes[1:-1]
         self.z = [np.empty((n_samples, units), dtype) for units in hidden]
         self.a = [np.empty((n_samples, units), dtype) for units in hidden]
@@ -148,9 +151,7 @@ class MLP:
         """
         if not keep:
             return self._forward_fresh(x)
-        buffers = self._buffers.get(len(x))
-        if buffers is None:
-            buffers = self._buffers[len(x)] = _Buffers(len(x), self.sizes, self.dtype)
+        buffers = self._buffers_for(len(x))
         params, forward, forward_out = self.params, self.activation.forward, self._forward_out
         a = x
         zs, activations = [], []
@@ -164,6 +165,20 @@ class MLP:
         self._x, self._z, self._a = x, zs, activations
         self._grad_a = buffers.grad_a
         return logits
+
+    def _buffers_for(self, n_samples: int) -> _Buffers:
+        buffers = self._buffers.get(n_samples)
+        if buffers is None:
+            buffers = self._buffers[n_samples] = _Buffers(n_samples, self.sizes, self.dtype)
+        return buffers
+
+    def batch_buffers(self, n_samples: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Arrays (n_samples, n_features) and (n_samples, n_classes) for a training batch's inputs
+        and targets, kept with the other buffers of that batch size: a trainer that gathers into
+        them allocates nothing per step, nor per call (fresh buffers of a few MB each call
+        cost page faults)."""
+        buffers = self._buffers_for(n_samples)
+        return buffers.inputs, buffers.targets
 
     def _affine(self, a: np.ndarray, weights: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out <- a @ weights + bias: the bias copied into ``out`` and the GEMM accumulating onto

@@ -43,20 +43,33 @@ def evaluate_logits(loss: Any, logits: np.ndarray, labels: np.ndarray, n_classes
 
 
 class _BatchGather:
-    """Copies a minibatch's rows into buffers reused across steps (no allocation per step)."""
+    """Copies a minibatch's rows into buffers reused across steps (no allocation per step): the
+    model's own batch buffers (``MLP.batch_buffers``), kept across ``fit`` calls, when they fit."""
 
-    def __init__(self, x: np.ndarray, y_onehot: np.ndarray) -> None:
-        self.x, self.y = x, y_onehot
+    def __init__(
+        self,
+        x: np.ndarray,
+        y_onehot: np.ndarray,
+        buffers_for: Optional[Callable[[int], Tuple[np.ndarray, np.ndarray]]] = None,
+    ) -> None:
+        self.x, self.y, self._buffers_for = x, y_onehot, buffers_for
         self._buffers: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+
+    def _fitting(self, n_rows: int) -> Tuple[np.ndarray, np.ndarray]:
+        shapes = ((n_rows, self.x.shape[1]), (n_rows, self.y.shape[1]))
+        offered = self._buffers_for(n_rows) if self._buffers_for is not None else None
+        if offered is not None and all(
+            buffer.shape == shape and buffer.dtype == source.dtype
+            for buffer, shape, source in zip(offered, shapes, (self.x, self.y))
+        ):
+            return offered
+        return np.empty(shapes[0], self.x.dtype), np.empty(shapes[1], self.y.dtype)
 
     def rows(self, index: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(x rows, one-hot rows) of ``index``, valid until the next call with as many rows."""
         buffers = self._buffers.get(len(index))
         if buffers is None:
-            buffers = self._buffers[len(index)] = (
-                np.empty((len(index), self.x.shape[1]), self.x.dtype),
-                np.empty((len(index), self.y.shape[1]), self.y.dtype),
-            )
+            buffers = self._buffers[len(index)] = self._fitting(len(index))
         # mode="wrap": with out= the default "raise" writes through a temporary copy (2x slower)
         self.x.take(index, axis=0, out=buffers[0], mode="wrap")
         self.y.take(index, axis=0, out=buffers[1], mode="wrap")
@@ -179,7 +192,7 @@ def fit(
     n_full_steps = n_samples // batch_size
     measured_step = max(0, n_full_steps - 1)  # the epoch's last full batch
     base_lr = optimizer.lr
-    gather = _BatchGather(x, y_onehot)
+    gather = _BatchGather(x, y_onehot, getattr(model, "batch_buffers", None))
     value_and_grad = _value_and_grad(loss)
     guard = _DivergenceGuard(divergence_factor)
     offer_fused = fused_targets_of(optimizer) if fused_updates else None
