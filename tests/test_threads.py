@@ -422,6 +422,7 @@ def _looking(samples, count=2, ceiling=2):
     machine = _FakeMachine(dict(QUIET))
     policy = _policy_on(machine, samples, ceiling)
     _decided(policy, {1: 0.002, 2: 0.0011}, count, others=0.0, runnable=0)
+    policy._trained_since = 1.0  # an epoch trained since that measurement
     return policy, machine
 
 
@@ -551,3 +552,13 @@ def test_checks_below_the_ceiling_that_keep_confirming_the_count_back_off():
     # measuring before every epoch would be 200; each confirming check doubles the wait
     assert len(policy.decisions) < 20
     assert {d.threads for d in policy.decisions} == {1}
+
+
+def test_right_after_a_measurement_the_look_waits_for_a_little_training():
+    # a 0.01 s epoch whose look sees a task that is gone by the measurement would otherwise pay
+    # a measurement before every epoch; the bar is what one beside a busy process costs
+    policy, machine = _looking(_Samples(1))
+    policy._trained_since = 0.0
+    assert policy.before_epoch(machine.probe) == 2 and len(policy.decisions) == 1
+    policy._trained_since = threads.AMORTIZE * threads.FIRST_SLICES * threads.SLICE_SECONDS
+    assert policy.before_epoch(machine.probe) == 1 and policy.decisions[-1].reason == "others runnable now"

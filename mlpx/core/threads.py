@@ -27,11 +27,12 @@ keeps a noisy measurement (say right after a busy process stopped) from holding 
 ceiling, and follows a busy process that stops between epochs. Where runnable tasks cannot be
 counted, a measurement times every count, so it measures every epoch only while /proc/stat
 shows that the last epoch left a core free, and otherwise every ``RECHECK_EPOCHS`` epochs.
-None of these re-measures, nor the look below, comes before it has trained ``AMORTIZE`` times as
-long as the last measurement took, so measuring stays a small share of a run whose epochs are
-short; and each check below the ceiling that timed several counts and kept its count doubles
-that wait (``PERIODIC``, up to ``MAX_BACKOFF``), so a quiet machine where fewer threads really
-are faster settles.
+None of these re-measures comes before it has trained ``AMORTIZE`` times as long as the last
+measurement took (the look below: as long as a measurement beside a busy process takes, three
+8 ms slices), so measuring stays a small share of a run whose epochs are short; and each check
+below the ceiling that timed several counts and kept its count doubles that wait
+(``PERIODIC``, up to ``MAX_BACKOFF``), so a quiet machine where fewer threads really are faster
+settles.
 
 Before an epoch at more than one thread it takes a cheap look: other runnable tasks now, once,
 and ``LOOK_SAMPLES`` times ``LOOK_GAP`` apart only when that once shows any (a task that runs
@@ -380,7 +381,9 @@ class ThreadPolicy:
             self._threads = int(self.setting)
         else:
             looks = not self._remeasure and self._threads is not None and self._threads > 1
-            if looks and self._amortised() and self._busy_now():
+            # the look's bar is what the measurement it asks for costs where it is right: beside a
+            # busy process, FIRST_SLICES slices of one thread
+            if looks and self._amortised(FIRST_SLICES * SLICE_SECONDS) and self._busy_now():
                 self._remeasure = "others runnable now"
             if self._remeasure or self._threads is None:
                 self._decide(probe)
@@ -457,11 +460,15 @@ class ThreadPolicy:
         self._remeasure = self._remeasure or reason
         self._recent = [*self._recent, (self._threads, per_call)][-RECENT_EPOCHS:]
 
-    def _amortised(self) -> bool:
+    def _amortised(self, cost: Optional[float] = None) -> bool:
         """Whether it has trained long enough since the last measurement to measure again:
-        ``AMORTIZE`` times as long as that took, times the back-off of checks below the ceiling
-        that kept confirming their count."""
-        return not self.decisions or self._trained_since >= AMORTIZE * self._backoff * self.decisions[-1].took
+        ``AMORTIZE`` times as long as ``cost`` (default: what the last measurement took, times
+        the back-off of checks below the ceiling that kept confirming their count)."""
+        if not self.decisions:
+            return True
+        if cost is None:
+            cost = self._backoff * self.decisions[-1].took
+        return self._trained_since >= AMORTIZE * cost
 
     def _below_ceiling(self, free: Optional[int]) -> Optional[str]:
         """Why to measure before the next epoch, below the ceiling: always where the last epoch
