@@ -54,6 +54,8 @@ def curves_plot(history: List[dict]) -> bytes:
 
 def health_plot(history: List[dict]) -> bytes:
     """Per-layer gradient norms, update ratios and dead units, and calibration, per epoch."""
+    from matplotlib.ticker import NullLocator
+
     groups = [
         ("grad_norm/", "gradient norm", True),
         ("update_ratio/", "update / weight", True),
@@ -67,6 +69,9 @@ def health_plot(history: List[dict]) -> bytes:
             ax.plot(epochs, [m.get(key, float("nan")) for m in history], label=key.split("/")[1])
         if log_scale and keys:
             ax.set_yscale("log")
+            # no minor ticks: a log axis makes a dozen per decade, and laying out their labels
+            # was most of the figure's drawing time
+            ax.yaxis.set_minor_locator(NullLocator())
         if prefix == "update_ratio/":
             ax.axhline(1e-3, color="grey", linestyle=":", label="~1e-3 healthy")
         ax.set_title(title)
