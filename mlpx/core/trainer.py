@@ -175,9 +175,10 @@ def fit(
     across calls); None leaves NumPy's BLAS as it is. The BLAS gets its count back on return.
 
     With ``fused_updates``, an optimizer that offers ``fused_targets`` has its first pass over
-    each parameter done by the BLAS call that computes the gradient (``MLP.backward``): the same
-    arithmetic, in one pass over the weights instead of three or four, and one call per bias
-    instead of three.
+    each weight matrix done by the GEMM that computes the gradient (``MLP.backward``): the same
+    arithmetic, in one pass over the weights instead of three or four; one that also declares
+    ``fused_biases`` (see ``fused_params``) has each bias's done by the GEMV that sums its
+    gradient, one call instead of three.
 
     Raises DivergenceError at the first non-finite training loss, or one above
     ``divergence_factor`` times the first step's loss.
