@@ -562,3 +562,18 @@ def test_right_after_a_measurement_the_look_waits_for_a_little_training():
     assert policy.before_epoch(machine.probe) == 2 and len(policy.decisions) == 1
     policy._trained_since = threads.AMORTIZE * threads.FIRST_SLICES * threads.SLICE_SECONDS
     assert policy.before_epoch(machine.probe) == 1 and policy.decisions[-1].reason == "others runnable now"
+
+
+def test_the_first_check_after_a_busy_spell_does_not_start_the_back_off():
+    # right after a busy process stops, two threads can time slow once: that check keeps one
+    # thread, and the next epoch's check must not wait twice as long for it
+    machine, runnable = _FakeMachine(dict(BUSY)), [1]
+    policy = _policy_on(machine, lambda: runnable[0])
+    policy._meter.others = 1.0
+    for _ in range(3):
+        assert _epoch(policy, machine) == 1  # busy: each measurement times one thread
+    runnable[0], policy._meter.others = 0, 0.0
+    machine.cost = {1: 0.002, 2: 0.0035}  # quiet, but two threads time slow once
+    assert _epoch(policy, machine) == 1
+    machine.cost = dict(QUIET)
+    assert _epoch(policy, machine) == 2  # measured again before the next epoch, and right

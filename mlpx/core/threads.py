@@ -429,9 +429,18 @@ class ThreadPolicy:
         took = self.clock() - started
         # the counts it timed are those the others left room for
         self.decisions.append(Decision(seconds, chosen, took, max(seconds), runnable, self._remeasure or ""))
-        # a periodic check that timed several counts and kept the count waits twice as long next time;
-        # one beside a busy process, which timed only the count it trains with, costs nothing
-        confirmed = self._remeasure in PERIODIC and chosen == self._threads and len(seconds) > 1
+        # a periodic check that timed several counts and kept the count the last measurement had
+        # also chosen timing several waits twice as long next time; one beside a busy process
+        # (it timed only the count it trains with) costs nothing, and the first check after one
+        # is often noisy (two threads timed right after the busy process stopped)
+        previous = self.decisions[-2] if len(self.decisions) > 1 else None
+        confirmed = (
+            self._remeasure in PERIODIC
+            and chosen == self._threads
+            and len(seconds) > 1
+            and previous is not None
+            and len(previous.seconds_per_call) > 1
+        )
         self._backoff = min(MAX_BACKOFF, 2 * self._backoff) if confirmed else 1.0
         self._threads, self._remeasure, self._epochs_since, self._trained_since = chosen, None, 0, 0.0
 
