@@ -24,57 +24,38 @@ PREFILL_MIN_SIZE = 16384
 FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
 
 
-def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
-    """Whether raw BLAS may read ``a`` (k, m), ``b`` (k, n) and write ``c`` (m, n): one dtype,
-    C-contiguous, and ``c`` writeable and of that shape (BLAS itself would write past it)."""
-    if not (isinstance(c, np.ndarray) and c.shape == (a.shape[1], b.shape[1]) and c.flags.writeable):
+def _blas_takes(dtype: np.dtype, out: np.ndarray, a: np.ndarray, b: Optional[np.ndarray] = None) -> bool:
+    """Whether raw BLAS may read ``a`` (and ``b``) and write ``out``: ndarrays of ``dtype``,
+    C-contiguous and aligned, ``out`` writeable (the callers check the shapes, BLAS would write
+    past them). Spelt out, not looped: it runs several times a training step."""
+    if not isinstance(out, np.ndarray):
         return False
-    return (
-        c.dtype == dtype
-        and a.dtype == dtype
-        and b.dtype == dtype
-        and c.flags.c_contiguous
-        and a.flags.c_contiguous
-        and b.flags.c_contiguous
-        and c.flags.aligned
-        and a.flags.aligned
-        and b.flags.aligned
-    )
+    out_flags, a_flags = out.flags, a.flags
+    if not (out_flags.writeable and out_flags.c_contiguous and out_flags.aligned and out.dtype == dtype):
+        return False
+    if not (a_flags.c_contiguous and a_flags.aligned and a.dtype == dtype):
+        return False
+    return b is None or (b.flags.c_contiguous and b.flags.aligned and b.dtype == dtype)
+
+
+def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
+    """Whether raw BLAS may read ``a`` (k, m), ``b`` (k, n) and write ``c`` (m, n)."""
+    return _blas_takes(dtype, c, a, b) and c.shape == (a.shape[1], b.shape[1])
 
 
 def _product_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
     """Whether raw BLAS may read ``a`` (m, k), ``b`` (k, n) and accumulate into ``c`` (m, n)."""
-    return (
-        a.ndim == 2
-        and c.shape == (a.shape[0], b.shape[1])
-        and a.shape[1] == b.shape[0]
-        and c.dtype == dtype
-        and a.dtype == dtype
-        and b.dtype == dtype
-        and c.flags.writeable
-        and c.flags.c_contiguous
-        and a.flags.c_contiguous
-        and b.flags.c_contiguous
-        and c.flags.aligned
-        and a.flags.aligned
-        and b.flags.aligned
-    )
+    shapes = a.ndim == 2 and c.shape == (a.shape[0], b.shape[1]) and a.shape[1] == b.shape[0]
+    return shapes and _blas_takes(dtype, c, a, b)
 
 
 def _bias_blas_ready(y: np.ndarray, delta: np.ndarray, dtype: np.dtype) -> bool:
     """Whether raw BLAS may read ``delta`` (k, n) and write its column sums into ``y`` (n,)."""
     return (
-        isinstance(y, np.ndarray)
+        _blas_takes(dtype, y, delta)
         and delta.ndim == 2
         and delta.shape[0] > 0  # BLAS's GEMV of no rows leaves y unscaled by beta
         and y.shape == delta.shape[1:]
-        and y.dtype == dtype
-        and delta.dtype == dtype
-        and y.flags.writeable
-        and y.flags.c_contiguous
-        and delta.flags.c_contiguous
-        and y.flags.aligned
-        and delta.flags.aligned
     )
 
 
