@@ -32,8 +32,8 @@ from mlpx.runs.runner import (
     RunContext,
     RunResult,
     chosen_components,
-    epoch_end_caller,
     run_result,
+    trainer_arguments,
     validate,
     with_run_hooks,
 )
@@ -248,19 +248,13 @@ def execute_network(run: RunContext, hook: Any) -> RunResult:
 
 def _train_and_test_network(run: RunContext, hook: Any, started: float) -> RunResult:
     """The user network trained through its own steps, then tested with mlpx's metrics."""
-    cfg, model = run.cfg, run.model
+    model = run.model
     data = run.instances["network_data"]
     fitted = fit_network(
         model,
         data,
         optimizer=run.instances.get("optimizer"),
-        epochs=cfg.trainer.epochs,
-        batch_size=cfg.trainer.batch_size,
-        rng=run.shuffle_rng,
-        lr_schedule=cfg.trainer.lr_schedule.value,
-        health=cfg.trainer.health_metrics,
-        divergence_factor=cfg.trainer.divergence_factor,
-        on_epoch_end=epoch_end_caller(run, hook),
+        **trainer_arguments(run, hook),
     )
     probs = model.probabilities(data.x["test"])
     test = split_metrics(model, data, "test", probs)

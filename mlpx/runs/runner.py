@@ -249,9 +249,22 @@ def with_run_hooks(run: RunContext, hook: Any, train_and_test: Callable[[], RunR
     return result
 
 
-def epoch_end_caller(run: RunContext, hook: Any) -> Callable[[int, Metrics], Optional[str]]:
-    """The trainers' ``on_epoch_end``: calls the hook, returns the first reason to stop, if any."""
-    return lambda epoch, metrics: _stop_reason(hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics))
+def trainer_arguments(run: RunContext, hook: Any) -> Dict[str, Any]:
+    """The keyword arguments both trainers (``fit`` for mlpx's MLP, ``fit_network`` for a user
+    network) take from the run's ``trainer`` config, with the ``on_epoch_end`` that calls the
+    hook and returns the first reason to stop, if any."""
+    trainer = run.cfg.trainer
+    return {
+        "epochs": trainer.epochs,
+        "batch_size": trainer.batch_size,
+        "rng": run.shuffle_rng,
+        "lr_schedule": trainer.lr_schedule.value,
+        "health": trainer.health_metrics,
+        "divergence_factor": trainer.divergence_factor,
+        "on_epoch_end": lambda epoch, metrics: _stop_reason(
+            hook.on_epoch_end(run=run, epoch=epoch, metrics=metrics)
+        ),
+    }
 
 
 def run_result(
@@ -286,14 +299,8 @@ def _train_and_test(run: RunContext, hook: Any, started: float) -> RunResult:
         run.instances["loss"],
         run.instances["optimizer"],
         data,
-        epochs=cfg.trainer.epochs,
-        batch_size=cfg.trainer.batch_size,
-        rng=run.shuffle_rng,
-        lr_schedule=cfg.trainer.lr_schedule.value,
-        health=cfg.trainer.health_metrics,
-        divergence_factor=cfg.trainer.divergence_factor,
         blas_threads=parse_setting(cfg.trainer.blas_threads),
-        on_epoch_end=epoch_end_caller(run, hook),
+        **trainer_arguments(run, hook),
     )
     x_test = data.x_test.astype(run.model.dtype, copy=False)
     test_logits = run.model.logits(x_test)
