@@ -107,6 +107,11 @@ def _value_and_grad(loss: Any) -> Callable[[np.ndarray, np.ndarray], Tuple[float
     return lambda logits, y_onehot: (loss.value(logits, y_onehot), loss.grad(logits, y_onehot))
 
 
+def _defining_class(optimizer: Any, name: str) -> Optional[type]:
+    """The first class in the optimizer's MRO whose own namespace defines ``name``, if any."""
+    return next((cls for cls in type(optimizer).__mro__ if name in vars(cls)), None)
+
+
 def fused_targets_of(optimizer: Any) -> Optional[Callable[[Dict[str, np.ndarray]], Dict[str, Any]]]:
     """The optimizer's ``fused_targets``, if the trainer may use it: it must be defined by the
     class that defines ``step``, so a subclass that rewrites ``step`` (and knows nothing of
@@ -114,10 +119,8 @@ def fused_targets_of(optimizer: Any) -> Optional[Callable[[Dict[str, np.ndarray]
     offer = getattr(optimizer, "fused_targets", None)
     if not callable(offer):
         return None
-    mro = type(optimizer).__mro__
-    step_owner = next((cls for cls in mro if "step" in vars(cls)), None)
-    offer_owner = next((cls for cls in mro if "fused_targets" in vars(cls)), None)
-    return offer if step_owner is offer_owner else None
+    same_class = _defining_class(optimizer, "step") is _defining_class(optimizer, "fused_targets")
+    return offer if same_class else None
 
 
 def fused_params(
@@ -127,7 +130,7 @@ def fused_params(
     defines ``fused_targets`` also sets ``fused_biases = True`` (mlpx's SGD and Momentum), else
     the weight matrices only, the contract a plugin's ``fused_targets`` may have been written for
     (a weight decay of weights only, or a target that assumes 2-D arrays)."""
-    owner = next((cls for cls in type(optimizer).__mro__ if "fused_targets" in vars(cls)), None)
+    owner = _defining_class(optimizer, "fused_targets")
     if owner is not None and vars(owner).get("fused_biases") is True:
         return dict(params)
     return {key: params[key] for key in weight_keys}
