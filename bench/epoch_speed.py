@@ -5,8 +5,10 @@ over the 55,000 MNIST training images. Contenders:
 
 - ``mlpx``: the trainer's ``fit`` with its hooks (validation on 1,000 images, no health metrics)
   and its default ``blas_threads=auto``, one policy across the epochs as in a run (measured at
-  the first, re-decided between epochs); ``mlpx unfused``: the same without the optimizer step
-  fused into the weight-gradient GEMM;
+  the first, re-decided between epochs): the built-in plugins train through the compiled step
+  (``mlpx.core.compiled``); ``mlpx numpy``: the same on the NumPy path (``compiled=False``), as
+  any other plugin trains; ``mlpx unfused``: the NumPy path without the optimizer step fused
+  into the weight-gradient GEMM;
 - ``plain numpy``: the straightforward vectorised loop a careful NumPy user writes first;
 - ``pytorch``: ``nn.Sequential`` + ``optim.SGD``, the CPU build;
 - ``jax``: a jitted step called from a Python loop; ``jax scan``: the whole epoch compiled into
@@ -73,7 +75,9 @@ def gemm_peak_gflops(repeats: int) -> float:
     return 2 * 2048 * 784 * 2048 / statistics.median(seconds) / 1e9
 
 
-def mlpx_contender(x, y, batch_size, fused_updates: bool = True) -> Callable[[int], None]:
+def mlpx_contender(
+    x, y, batch_size, fused_updates: bool = True, compiled: bool = True
+) -> Callable[[int], None]:
     host = load_plugins(plugins_dirs=[])
     model = MLP(SIZES, ReLU(), HeNormal(), np.random.default_rng(0))
     loss, optimizer = CrossEntropy(), SGD(lr=LR)
@@ -93,6 +97,7 @@ def mlpx_contender(x, y, batch_size, fused_updates: bool = True) -> Callable[[in
             batch_size=batch_size,
             rng=np.random.default_rng(seed),
             fused_updates=fused_updates,
+            compiled=compiled,
             blas_threads=policy,
             on_epoch_end=lambda e, m: host.pm.hook.on_epoch_end(run=None, epoch=e, metrics=m),
         )
@@ -306,6 +311,7 @@ def main() -> None:
     for batch_size in args.batch_sizes:
         makers = {
             "mlpx": mlpx_contender,
+            "mlpx numpy": lambda x, y, b: mlpx_contender(x, y, b, compiled=False),
             "mlpx unfused": lambda x, y, b: mlpx_contender(x, y, b, fused_updates=False),
             "plain numpy": plain_numpy_contender,
             "pytorch": torch_contender,

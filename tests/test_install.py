@@ -32,6 +32,7 @@ def test_wheel_in_a_fresh_venv_trains_from_an_empty_directory(tmp_path, mnist_ca
     assert {"mlpx/conf/config.yaml", "mlpx/conf/experiment/seed_question.yaml"} <= names
     assert {"mlpx/example_plugins/swish.py", "mlpx/example_plugins/lifecycle/per_class_accuracy.py"} <= names
     assert "mlpx/tracking/logged_model.py" in names and "hydra_plugins/mlpx_optuna/__init__.py" in names
+    assert any(name.startswith("mlpx/core/compiled/_step.") and name.endswith(".so") for name in names)
     # the venv sees this environment's packages (mlflow, hydra, ...), but mlpx only from the wheel
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], tmp_path)
@@ -40,6 +41,8 @@ def test_wheel_in_a_fresh_venv_trains_from_an_empty_directory(tmp_path, mnist_ca
     empty.mkdir()
     found = run([str(venv / "bin" / "python"), "-c", "import mlpx; print(mlpx.__file__)"], empty)
     assert found.stdout.strip().startswith(str(venv))
+    compiled = "from mlpx.core.compiled import available; print(available())"
+    assert run([str(venv / "bin" / "python"), "-c", compiled], empty).stdout.strip() == "True"
     assert run([str(venv / "bin" / "mlpx"), "--version"], empty).stdout.strip() == f"mlpx {__version__}"
     env["XDG_CACHE_HOME"] = str(mnist_cache)
     trained = run([str(venv / "bin" / "mlpx"), *SMALL, "activation=swish", "tracking.plots=false"], empty)

@@ -16,6 +16,8 @@ from mlpx.hookspecs import hookimpl
 class ReLU:
     """max(z, 0). Units whose z stays negative get no gradient: they can die."""
 
+    compiled_kernel = "relu"  # mlpx.core.compiled's step does these two methods' arithmetic
+
     def forward(self, z: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
         if out is None:
             return np.maximum(z, 0)

@@ -20,6 +20,8 @@ class CrossEntropy:
     output delta, right for softmax paired with cross-entropy and for no other pair.
     """
 
+    compiled_kernel = "cross_entropy"  # mlpx.core.compiled's step does value_and_grad's arithmetic
+
     def value(self, logits: np.ndarray, y_onehot: np.ndarray) -> float:
         per_row = -(y_onehot * log_softmax(logits)).sum(axis=1)
         return float(per_row.mean(dtype=np.float64))

@@ -68,6 +68,7 @@ class SGDConfig:
 class SGD:
     """p <- p - lr * g."""
 
+    compiled_kernel = "sgd"  # mlpx.core.compiled's step does this step's arithmetic
     fused_biases = True  # fused_targets serves biases too (see mlpx.core.trainer.fused_params)
 
     def __init__(self, lr: float = 0.1) -> None:
@@ -110,6 +111,7 @@ class Momentum:
         self._flush = SubnormalFlush()
 
     fused_biases = True  # fused_targets serves biases too (see mlpx.core.trainer.fused_params)
+    compiled_kernel = "momentum"  # mlpx.core.compiled's step does this step's arithmetic
 
     def _state(self, key: str, p: np.ndarray) -> np.ndarray:
         v = self._velocity.get(key)
@@ -130,6 +132,11 @@ class Momentum:
                 v *= self.momentum
                 v += grads[key]
             self._descend(p, v, grads[key], self._scratch[key])
+        self.flush_subnormals()
+
+    def flush_subnormals(self) -> None:
+        """Once every ``SubnormalFlush.EVERY`` calls, one per step, zero the velocities' tiny
+        entries (also called by ``mlpx.core.compiled``'s step, which updates the velocities in C)."""
         self._flush(self._velocity)
 
     def _descend(self, p: np.ndarray, v: np.ndarray, g: np.ndarray, scratch: np.ndarray) -> None:

@@ -169,11 +169,22 @@ def _bind_axpy(library: ctypes.CDLL, letter: str, scalar: type) -> Optional[Call
 
 
 @dataclass(frozen=True)
+class CblasAddresses:
+    """Where ``cblas_?gemm`` and ``cblas_?axpy`` of NumPy's BLAS are, for compiled code that calls
+    them directly (``mlpx.core.compiled``); ``ilp64``: their integers are 64-bit."""
+
+    gemm: int
+    axpy: int
+    ilp64: bool
+
+
+@dataclass(frozen=True)
 class _Routines:
     gemm_tn: GemmTN
     gemm_nn: GemmTN
     column_sums: ColumnSums
     axpy: Callable[..., None]
+    addresses: CblasAddresses
 
 
 def _passes_self_test(routines: _Routines, dtype: np.dtype) -> bool:
@@ -196,6 +207,15 @@ def _passes_self_test(routines: _Routines, dtype: np.dtype) -> bool:
     )
 
 
+def _addresses_of(library: ctypes.CDLL, letter: str) -> CblasAddresses:
+    (gemm, integer), (axpy, _) = _symbol(library, f"{letter}gemm"), _symbol(library, f"{letter}axpy")
+    return CblasAddresses(
+        gemm=ctypes.cast(gemm, ctypes.c_void_p).value,
+        axpy=ctypes.cast(axpy, ctypes.c_void_p).value,
+        ilp64=integer is ctypes.c_int64,
+    )
+
+
 def _load() -> Dict[np.dtype, _Routines]:
     path = _numpy_blas_path()
     try:
@@ -213,7 +233,7 @@ def _load() -> Dict[np.dtype, _Routines]:
             _bind_axpy(library, letter, scalar),
         )
         if all(routine is not None for routine in bound):
-            routines = _Routines(*bound)
+            routines = _Routines(*bound, addresses=_addresses_of(library, letter))
             if _passes_self_test(routines, dtype):
                 found[dtype] = routines
     return found
@@ -239,6 +259,13 @@ def column_sums_for(dtype: np.dtype) -> Optional[ColumnSums]:
     or None (use ``np.add.reduce``)."""
     routines = _ROUTINES.get(np.dtype(dtype))
     return routines.column_sums if routines else None
+
+
+def cblas_addresses(dtype: np.dtype) -> Optional[CblasAddresses]:
+    """The addresses of NumPy's own ``cblas_?gemm`` and ``cblas_?axpy`` for ``dtype``, once they
+    passed the self-test, or None (NumPy's BLAS out of reach)."""
+    routines = _ROUTINES.get(np.dtype(dtype))
+    return routines.addresses if routines else None
 
 
 #: below this many entries NumPy's two passes beat the ~4 us of calling BLAS through ctypes

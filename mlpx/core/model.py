@@ -67,7 +67,7 @@ def _accepts_out(method: Callable[..., Any]) -> bool:
         return False
 
 
-class _Buffers:
+class TrainingBuffers:
     """Per-layer arrays for one batch size: z and a of each hidden layer, logits, grad_a, and the
     batch itself (inputs and targets, filled by the trainer's gather)."""
 
@@ -104,7 +104,7 @@ class MLP:
         self.grads: Arrays = {key: np.zeros_like(p) for key, p in self.params.items()}
         self.weight_keys = [f"W{layer}" for layer in range(1, self.n_layers + 1)]
         self._bias_keys = [f"b{layer}" for layer in range(1, self.n_layers + 1)]
-        self._buffers: Dict[int, _Buffers] = {}
+        self._buffers: Dict[int, TrainingBuffers] = {}
         self._x: np.ndarray = np.empty((0, self.sizes[0]), self.dtype)
         self._z: List[np.ndarray] = []  # z[l] of each hidden layer, from the last forward
         self._a: List[np.ndarray] = []  # a[l] of each hidden layer, from the last forward
@@ -132,7 +132,7 @@ class MLP:
         """
         if not keep:
             return self._forward_fresh(x)
-        buffers = self._buffers_for(len(x))
+        buffers = self.buffers(len(x))
         params, forward, forward_out = self.params, self.activation.forward, self._forward_out
         a = x
         zs, activations = [], []
@@ -147,10 +147,12 @@ class MLP:
         self._grad_a = buffers.grad_a
         return logits
 
-    def _buffers_for(self, n_samples: int) -> _Buffers:
+    def buffers(self, n_samples: int) -> TrainingBuffers:
+        """The arrays the training passes of ``n_samples`` rows write into, made at first use and
+        kept (``mlpx.core.compiled``'s step writes into the same ones)."""
         buffers = self._buffers.get(n_samples)
         if buffers is None:
-            buffers = self._buffers[n_samples] = _Buffers(n_samples, self.sizes, self.dtype)
+            buffers = self._buffers[n_samples] = TrainingBuffers(n_samples, self.sizes, self.dtype)
         return buffers
 
     def batch_buffers(self, n_samples: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -158,7 +160,7 @@ class MLP:
         and targets, kept with the other buffers of that batch size: a trainer that gathers into
         them allocates nothing per step, nor per call (fresh buffers of a few MB each call
         cost page faults)."""
-        buffers = self._buffers_for(n_samples)
+        buffers = self.buffers(n_samples)
         return buffers.inputs, buffers.targets
 
     def _affine(self, a: np.ndarray, weights: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.ndarray:

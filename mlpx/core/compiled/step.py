@@ -1,0 +1,173 @@
+"""Which runs the compiled step serves, and the plans it trains with (one per batch size).
+
+Per step, the Python side is one call: the plan (a capsule of array addresses, built once per
+batch size) and the epoch's order are fixed, so only the batch's start, the learning rate and
+the divergence limit cross into C. What the step needs from the plugins it reads through their
+public parts: the parameters, the optimizer's ``lr``, ``momentum`` and ``fused_targets`` (the
+velocities), and the model's training buffers.
+"""
+
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from mlpx.core.blas import AXPY_MIN_SIZE, cblas_addresses
+from mlpx.core.model import MLP
+
+try:
+    from mlpx.core.compiled import _step
+except ImportError:  # installed without a C compiler: the NumPy path trains
+    _step = None
+
+KINDS = {"sgd": 0, "momentum": 1}  # the C step's optimizer kinds
+#: methods an instance must not have replaced for its class's kernel to stand for it
+_METHODS = ("forward", "backward", "value", "grad", "value_and_grad", "step", "fused_targets")
+
+
+def available() -> bool:
+    """Whether the C step was built and NumPy's float32 BLAS routines are within its reach."""
+    return _step is not None and cblas_addresses(np.float32) is not None
+
+
+def declared_kernel(plugin: Any) -> Optional[str]:
+    """The kernel ``plugin``'s own class declares (``compiled_kernel``), None for a subclass that
+    does not declare it again or an instance whose methods were replaced."""
+    kernel = vars(type(plugin)).get("compiled_kernel")
+    replaced = getattr(plugin, "__dict__", {}).keys() & set(_METHODS)
+    return None if replaced else kernel
+
+
+def _float32_block(array: Any) -> bool:
+    return (
+        isinstance(array, np.ndarray)
+        and array.dtype == np.float32
+        and array.flags.c_contiguous
+        and array.flags.aligned
+        and array.flags.writeable
+    )
+
+
+class CompiledSteps:
+    """The compiled steps of one ``fit``: ``begin_epoch(order)`` before each epoch, then
+    ``run(start, rows, lr, limit)`` per minibatch. The trainer's ``predicted`` (n_samples,)
+    receives each trained row's arg max, in epoch order, as on the Python path."""
+
+    def __init__(self, model: MLP, optimizer: Any, kind: str, x: np.ndarray, labels: np.ndarray,
+                 predicted: np.ndarray) -> None:  # fmt: skip
+        self.model, self.optimizer, self.kind = model, optimizer, kind
+        self._x, self._labels, self._predicted = x, labels, predicted
+        self._predicted_address = predicted.ctypes.data
+        self._blas = cblas_addresses(np.float32)
+        self._plans: Dict[int, Any] = {}
+        self._arrays: List[np.ndarray] = []  # every array the plans point into, kept alive here
+        self._order: Optional[np.ndarray] = None
+        self._order_address = 0
+
+    def _parameters(
+        self,
+    ) -> Optional[Tuple[List[np.ndarray], List[np.ndarray], List[np.ndarray], List[np.ndarray]]]:
+        """Weights, biases and (momentum) their velocities, if every one can be handed to C."""
+        model = self.model
+        layers = range(1, model.n_layers + 1)
+        weights = [model.params.get(f"W{layer}") for layer in layers]
+        biases = [model.params.get(f"b{layer}") for layer in layers]
+        w_velocities: List[np.ndarray] = []
+        b_velocities: List[np.ndarray] = []
+        if self.kind == "momentum":
+            targets = self.optimizer.fused_targets(model.params)
+            for layer in layers:
+                for key, into in ((f"W{layer}", w_velocities), (f"b{layer}", b_velocities)):
+                    target, alpha, beta = targets[key]
+                    if alpha != 1.0 or beta != self.optimizer.momentum:  # not the velocity rule
+                        return None
+                    into.append(target)
+        shapes = [(fan_in, fan_out) for fan_in, fan_out in zip(model.sizes[:-1], model.sizes[1:])]
+        for array, shape in zip(
+            weights + biases + w_velocities + b_velocities, (shapes + [s[1:] for s in shapes]) * 2
+        ):
+            if not _float32_block(array) or array.shape != shape:
+                return None
+        return weights, biases, w_velocities, b_velocities
+
+    def begin_epoch(self, order: np.ndarray) -> bool:
+        """Take the epoch's row order (int64, each row once); False when the step cannot serve
+        this epoch (a parameter replaced by one C cannot take), which then trains in Python."""
+        parameters = self._parameters()
+        if parameters is None or declared_kernel(self.model.activation) != "relu":  # a hook may swap them
+            return False
+        if any(a is not b for a, b in zip(sum(parameters, []), self._arrays)) or not self._arrays:
+            self._plans.clear()  # parameters replaced (a restore, a user's hook): plan again
+            self._arrays = sum(parameters, [])
+        self._order = np.ascontiguousarray(order, dtype=np.int64)
+        self._order_address = self._order.ctypes.data
+        return True
+
+    def _plan(self, rows: int) -> Any:
+        model, blas = self.model, self._blas
+        weights, biases, w_velocities, b_velocities = self._parameters()
+        buffers = model.buffers(rows)
+        hidden = model.n_layers - 1
+        arrays = [
+            buffers.inputs,
+            buffers.logits,
+            *buffers.z[:hidden],
+            *buffers.a[:hidden],
+            *buffers.grad_a[:hidden],
+        ]
+        if not all(_float32_block(array) for array in arrays):
+            raise ValueError("mlpx.core.compiled: the model's training buffers are not float32 C-contiguous")
+
+        def addresses(group: List[np.ndarray]) -> Tuple[int, ...]:
+            return tuple(array.ctypes.data for array in group)
+
+        plan = _step.plan(
+            blas.gemm, blas.axpy, blas.ilp64, AXPY_MIN_SIZE, KINDS[self.kind], rows, tuple(model.sizes),
+            addresses(weights), addresses(biases), addresses(w_velocities), addresses(b_velocities),
+            addresses(buffers.z), addresses(buffers.a), addresses(buffers.grad_a),
+            buffers.logits.ctypes.data, buffers.inputs.ctypes.data,
+            self._x.ctypes.data, len(self._x), self._labels.ctypes.data,
+        )  # fmt: skip
+        self._arrays.extend(arrays)
+        self._plans[rows] = plan
+        return plan
+
+    def run(self, start: int, rows: int, lr: float, limit: float) -> float:
+        """Train rows ``start:start + rows`` of the epoch's order; their mean loss. A loss that is
+        not finite or above ``limit`` comes back before any update (the trainer then raises)."""
+        plan = self._plans.get(rows)
+        if plan is None:
+            plan = self._plan(rows)
+        momentum = self.optimizer.momentum if self.kind == "momentum" else 0.0
+        value = _step.step(
+            plan, self._order_address, len(self._order), start, lr, momentum, limit,
+            self._predicted_address + start * self._predicted.itemsize,
+        )  # fmt: skip
+        if self.kind == "momentum":
+            self.optimizer.flush_subnormals()
+        return value
+
+
+def compiled_steps_for(model: Any, loss: Any, optimizer: Any, x: np.ndarray, labels: np.ndarray,
+                       predicted: np.ndarray) -> Optional[CompiledSteps]:  # fmt: skip
+    """The compiled steps for this training, or None when they cannot stand for its plugins:
+    mlpx's MLP in float32 with a ReLU activation, a cross-entropy loss and an SGD or momentum
+    optimizer that declare those kernels, float32 inputs ``x`` (n_samples, n_features) in C
+    order, integer ``labels`` (n_samples,) and int64 ``predicted`` (n_samples,)."""
+    if not available() or not isinstance(model, MLP) or model.dtype != np.float32:
+        return None
+    kind = declared_kernel(optimizer)
+    if (
+        declared_kernel(model.activation) != "relu"
+        or declared_kernel(loss) != "cross_entropy"
+        or kind not in KINDS
+    ):
+        return None
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == 2):
+        return None
+    if x.shape[1] != model.sizes[0] or len(labels) != len(x) or predicted.dtype != np.int64:
+        return None
+    if not predicted.flags.c_contiguous or len(predicted) != len(x) or labels.dtype.kind not in "iu":
+        return None
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    steps = CompiledSteps(model, optimizer, kind, x, labels, predicted)
+    return steps if steps._parameters() is not None else None
