@@ -1,5 +1,7 @@
 """The compiled training step (mlpx.core.compiled) against the NumPy path it stands for."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from mlpx.builtins.initializers import HeNormal
 from mlpx.builtins.losses import CrossEntropy, MSESoftmax
 from mlpx.builtins.optimizers import SGD, Adam, Momentum
 from mlpx.core.compiled import CompiledSteps, available, compiled_steps_for, declared_kernel
+from mlpx.core.compiled.step import MAX_LAYERS
 from mlpx.core.model import MLP
 from mlpx.core.trainer import fit
 from mlpx.errors import DivergenceError
@@ -192,8 +195,81 @@ def test_rows_outside_the_training_set_are_refused():
     steps = compiled_steps_for(
         model, CrossEntropy(), SGD(), data.x_train, data.y_train, np.empty(10, np.intp)
     )
-    assert steps.begin_epoch(np.array([0, 1, 2, 10]))
+    with pytest.raises(ValueError, match="an order of every one of the 10 rows"):
+        steps.begin_epoch(np.arange(4))  # predicted has a row per training row, and no more
+    assert steps.begin_epoch(np.array([0, 1, 2, 10, 4, 5, 6, 7, 8, 9]))
     with pytest.raises(IndexError, match="row 10 of a training set of 10 rows"):
         steps.run(0, 4, 0.1, np.inf)
-    with pytest.raises(IndexError, match="rows 2 to 6 of an order of 4"):
-        steps.run(2, 4, 0.1, np.inf)
+    with pytest.raises(IndexError, match="rows 8 to 12 of an order of 10"):
+        steps.run(8, 4, 0.1, np.inf)
+
+
+class _ClippedMLP(MLP):
+    """A model that changes its backward pass: the C step must not stand for it."""
+
+    def backward(self, d_logits, fused=None):
+        return super().backward(np.clip(d_logits, -1e-3, 1e-3), fused)
+
+
+def test_a_changed_model_or_a_method_patched_on_a_builtin_class_trains_in_python(monkeypatch):
+    sizes = [8, 4, 3]
+    data = _data(sizes, n_samples=12)
+    args = (CrossEntropy(), SGD(), data.x_train, data.y_train, np.empty(12, np.intp))
+    assert compiled_steps_for(_ClippedMLP(sizes, ReLU(), HeNormal(), np.random.default_rng(0)), *args) is None
+    wrapped = MLP(sizes, ReLU(), HeNormal(), np.random.default_rng(0))
+    wrapped.forward = lambda x, keep=True: MLP.forward(wrapped, x, keep)  # a plugin's hook may wrap it
+    assert compiled_steps_for(wrapped, *args) is None
+    monkeypatch.setattr(ReLU, "backward", lambda self, z, a, grad_a, out=None: grad_a * 0)
+    assert declared_kernel(ReLU()) is None
+    assert compiled_steps_for(MLP(sizes, ReLU(), HeNormal(), np.random.default_rng(0)), *args) is None
+
+
+def test_deeper_networks_than_the_step_takes_train_in_python():
+    sizes = [6] * (MAX_LAYERS + 1) + [3]  # one layer more than the C step's limit
+    model, result = _trained(sizes, SGD(lr=0.1))
+    assert np.isfinite(result.history[0]["train_loss"])
+    args = (CrossEntropy(), SGD(), np.zeros((4, 6), np.float32), np.zeros(4, np.int64), np.empty(4, np.intp))
+    assert compiled_steps_for(model, *args) is None
+
+
+def test_labels_changed_by_a_hook_during_fit_change_neither_path():
+    sizes = [20, 16, 8, 5]
+    results = {}
+    for compiled in (True, False):
+        data = _data(sizes)
+
+        def noisy(epoch, metrics, labels=data.y_train):  # in place, as a label-noise hook might
+            labels[:] = (labels + 1) % sizes[-1]
+
+        model = MLP(sizes, ReLU(), HeNormal(), np.random.default_rng(1))
+        fit(model, CrossEntropy(), SGD(lr=0.2), data, epochs=2, batch_size=32, rng=np.random.default_rng(2),
+            compiled=compiled, blas_threads=1, on_epoch_end=noisy)  # fmt: skip
+        results[compiled] = model.params  # both train on the labels as fit was given them
+    for key, param in results[False].items():
+        np.testing.assert_allclose(results[True][key], param, rtol=1e-4, atol=1e-6, err_msg=key)
+
+
+def test_the_built_step_is_not_older_than_its_source():
+    import mlpx.core.compiled.step as step
+
+    built = Path(step._step.__file__)
+    source = Path(step.__file__).with_name("_step.c")
+    if built.parent == source.parent:  # an editable install builds next to the source
+        assert built.stat().st_mtime >= source.stat().st_mtime, (
+            f"{built.name} was built before _step.c last changed: `pip install -e .` rebuilds it"
+        )
+
+
+@pytest.mark.parametrize("setting, tag", [("true", "2 of 2 epochs"), ("false", "0 of 2 epochs")])
+def test_a_run_records_which_path_trained_and_trainer_compiled_switches_it(run_mlpx, workdir, setting, tag):
+    from mlflow import MlflowClient
+
+    from tests.conftest import SMALL, store_uri
+
+    completed = run_mlpx([*SMALL, f"trainer.compiled={setting}", "tracking.plots=false"], cwd=workdir)
+    assert completed.returncode == 0, completed.stderr
+    client = MlflowClient(store_uri(workdir))
+    (run,) = client.search_runs([client.get_experiment_by_name("mlpx").experiment_id])
+    assert run.data.tags["mlpx.compiled_step"] == tag
+    assert run.data.params["trainer.compiled"] == ("True" if setting == "true" else "False")
+    assert run.data.metrics["test_acc"] > 0.5

@@ -9,6 +9,7 @@ from typing import Tuple
 
 import numpy as np
 
+from mlpx.core.compiled import kernel
 from mlpx.core.numerics import log_softmax, row_max, row_sums, softmax
 from mlpx.hookspecs import hookimpl
 
@@ -19,8 +20,6 @@ class CrossEntropy:
     Its gradient is softmax(z) - y (for rows of y that sum to 1): the "activations[-1] - y"
     output delta, right for softmax paired with cross-entropy and for no other pair.
     """
-
-    compiled_kernel = "cross_entropy"  # mlpx.core.compiled's step does value_and_grad's arithmetic
 
     def value(self, logits: np.ndarray, y_onehot: np.ndarray) -> float:
         per_row = -(y_onehot * log_softmax(logits)).sum(axis=1)
@@ -49,6 +48,8 @@ class CrossEntropy:
 
     def probs(self, logits: np.ndarray) -> np.ndarray:
         return softmax(logits)
+
+    compiled_kernel = kernel("cross_entropy", value, grad, value_and_grad)  # mlpx.core.compiled's step
 
 
 class MSESoftmax:

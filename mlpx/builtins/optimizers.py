@@ -17,6 +17,7 @@ from typing import Collection, Dict, Tuple
 import numpy as np
 
 from mlpx.core.blas import axpy
+from mlpx.core.compiled import kernel
 from mlpx.hookspecs import hookimpl
 
 Arrays = Dict[str, np.ndarray]
@@ -68,7 +69,6 @@ class SGDConfig:
 class SGD:
     """p <- p - lr * g."""
 
-    compiled_kernel = "sgd"  # mlpx.core.compiled's step does this step's arithmetic
     fused_biases = True  # fused_targets serves biases too (see mlpx.core.trainer.fused_params)
 
     def __init__(self, lr: float = 0.1) -> None:
@@ -89,6 +89,8 @@ class SGD:
             if scratch is None:
                 scratch = self._scratch[key] = np.zeros_like(p)
             _subtract_scaled(p, self.lr, grads[key], scratch)
+
+    compiled_kernel = kernel("sgd", fused_targets, step)  # mlpx.core.compiled's step does their arithmetic
 
 
 @dataclass
@@ -111,7 +113,6 @@ class Momentum:
         self._flush = SubnormalFlush()
 
     fused_biases = True  # fused_targets serves biases too (see mlpx.core.trainer.fused_params)
-    compiled_kernel = "momentum"  # mlpx.core.compiled's step does this step's arithmetic
 
     def _state(self, key: str, p: np.ndarray) -> np.ndarray:
         v = self._velocity.get(key)
@@ -142,6 +143,9 @@ class Momentum:
     def _descend(self, p: np.ndarray, v: np.ndarray, g: np.ndarray, scratch: np.ndarray) -> None:
         """p <- p - lr * v."""
         _subtract_scaled(p, self.lr, v, scratch)
+
+    #: mlpx.core.compiled's step does their arithmetic (and calls flush_subnormals)
+    compiled_kernel = kernel("momentum", _state, fused_targets, step, _descend)
 
 
 @dataclass

@@ -184,7 +184,7 @@ class _Routines:
     gemm_nn: GemmTN
     column_sums: ColumnSums
     axpy: Callable[..., None]
-    addresses: CblasAddresses
+    addresses: Optional[CblasAddresses]
 
 
 def _passes_self_test(routines: _Routines, dtype: np.dtype) -> bool:
@@ -207,8 +207,13 @@ def _passes_self_test(routines: _Routines, dtype: np.dtype) -> bool:
     )
 
 
-def _addresses_of(library: ctypes.CDLL, letter: str) -> CblasAddresses:
-    (gemm, integer), (axpy, _) = _symbol(library, f"{letter}gemm"), _symbol(library, f"{letter}axpy")
+def _addresses_of(library: ctypes.CDLL, letter: str) -> Optional[CblasAddresses]:
+    (gemm, integer), (axpy, axpy_integer) = (
+        _symbol(library, f"{letter}gemm"),
+        _symbol(library, f"{letter}axpy"),
+    )
+    if integer is not axpy_integer:  # found under different namings: no one integer width for both
+        return None
     return CblasAddresses(
         gemm=ctypes.cast(gemm, ctypes.c_void_p).value,
         axpy=ctypes.cast(axpy, ctypes.c_void_p).value,

@@ -148,6 +148,7 @@ def lr_factor(schedule: str, step: int, total_steps: int) -> float:
 class FitResult:
     history: List[Metrics]  # one dict per epoch, as passed to on_epoch_end
     stop_reason: Optional[str] = None  # why training stopped before the last epoch, if it did
+    compiled_epochs: int = 0  # epochs whose steps ran in mlpx.core.compiled's C step
 
 
 def fit(
@@ -221,6 +222,7 @@ def fit(
         kernel = compiled_steps_for(model, loss, optimizer, x, labels, predicted)
     total_steps = epochs * steps_per_epoch
     history: List[Metrics] = []
+    compiled_epochs = 0
 
     def train_step(epoch: int, order: np.ndarray, step: int, in_c: bool) -> Tuple[float, Metrics]:
         """One minibatch step; its loss summed over the batch, and update ratios if measured.
@@ -253,6 +255,7 @@ def fit(
             order = rng.permutation(n_samples)
             params = fused_params(optimizer, model.params, model.weight_keys)  # offered to fused_targets
             in_c = kernel is not None and kernel.begin_epoch(order)
+            compiled_epochs += in_c
             steps = _EpochSteps(
                 lambda step, order=order, epoch=epoch, in_c=in_c: train_step(epoch, order, step, in_c),
                 n_full_steps,
@@ -278,8 +281,8 @@ def fit(
             history.append(metrics)
             reason = on_epoch_end(epoch, metrics) if on_epoch_end is not None else None
             if reason:
-                return FitResult(history, stop_reason=reason)
-        return FitResult(history)
+                return FitResult(history, stop_reason=reason, compiled_epochs=compiled_epochs)
+        return FitResult(history, compiled_epochs=compiled_epochs)
     finally:
         optimizer.lr = base_lr
         if policy is not None:

@@ -61,6 +61,9 @@ class TrainerConfig:
     divergence_factor: float = 1000.0  # stop when the loss exceeds this multiple of its first value
     # auto: measured at start and between epochs (mlpx.core.threads); a number fixes it (bit-identical runs)
     blas_threads: str = "auto"
+    # the built-in ReLU, cross-entropy and SGD or momentum train in one C call per step
+    # (mlpx.core.compiled); false: through their NumPy methods, as every other plugin does
+    compiled: bool = True
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
 

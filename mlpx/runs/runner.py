@@ -300,8 +300,11 @@ def _train_and_test(run: RunContext, hook: Any, started: float) -> RunResult:
         run.instances["optimizer"],
         data,
         blas_threads=parse_setting(cfg.trainer.blas_threads),
+        compiled=cfg.trainer.compiled,
         **trainer_arguments(run, hook),
     )
+    # which path trained: a number of epochs, as a hook may have sent some back to NumPy
+    run.tags["mlpx.compiled_step"] = f"{fitted.compiled_epochs} of {len(fitted.history)} epochs"
     x_test = data.x_test.astype(run.model.dtype, copy=False)
     test_logits = run.model.logits(x_test)
     test = evaluate_logits(run.instances["loss"], test_logits, data.y_test, data.n_classes)

@@ -23,6 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(_MSC_VER) && !defined(restrict)
+#define restrict __restrict
+#endif
+
 #define MAX_LAYERS 16
 #define ROW_MAJOR 101
 #define NO_TRANS 111
@@ -335,7 +339,7 @@ static PyObject *step(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int64_t *predicted = PyLong_AsVoidPtr(args[7]);
     if (PyErr_Occurred())
         return NULL;
-    if (start < 0 || start + p->rows > order_len) {
+    if (start < 0 || order_len < p->rows || start > order_len - p->rows) { /* no overflow */
         PyErr_Format(PyExc_IndexError, "step: rows %zd to %zd of an order of %zd", start, start + p->rows,
                      order_len);
         return NULL;
@@ -370,4 +374,12 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_step", "mlpx's compiled training step (see mlpx/core/compiled/step.py).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__step(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__step(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddIntConstant(m, "MAX_LAYERS", MAX_LAYERS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

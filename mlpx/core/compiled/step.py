@@ -7,7 +7,9 @@ public parts: the parameters, the optimizer's ``lr``, ``momentum`` and ``fused_t
 velocities), and the model's training buffers.
 """
 
-from typing import Any, Dict, List, Optional, Tuple
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,8 +22,27 @@ except ImportError:  # installed without a C compiler: the NumPy path trains
     _step = None
 
 KINDS = {"sgd": 0, "momentum": 1}  # the C step's optimizer kinds
-#: methods an instance must not have replaced for its class's kernel to stand for it
-_METHODS = ("forward", "backward", "value", "grad", "value_and_grad", "step", "fused_targets")
+MAX_LAYERS = _step.MAX_LAYERS if _step is not None else 0
+_INT32_MAX = 2**31 - 1  # an LP64 BLAS takes its sizes as C ints
+#: the model's methods the step stands for, as mlpx defines them
+_MLP_METHODS = {
+    name: vars(MLP)[name] for name in ("forward", "backward", "_affine", "_weight_gradient", "_bias_gradient")
+}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What a built-in plugin's class declares as ``compiled_kernel``: the C step's name for its
+    arithmetic and the very functions whose arithmetic that is, so that a class whose method was
+    replaced afterwards (patched, or overridden on an instance) is no longer taken for it."""
+
+    name: str
+    methods: Tuple[Callable[..., Any], ...]
+
+
+def kernel(name: str, *methods: Callable[..., Any]) -> Kernel:
+    """``compiled_kernel = kernel("relu", forward, backward)`` in a class body."""
+    return Kernel(name, methods)
 
 
 def available() -> bool:
@@ -29,12 +50,21 @@ def available() -> bool:
     return _step is not None and cblas_addresses(np.float32) is not None
 
 
+def _unchanged(obj: Any, methods: Dict[str, Callable[..., Any]]) -> bool:
+    """Whether ``obj``'s class still has these functions and the instance overrides none."""
+    own = getattr(obj, "__dict__", {})
+    return all(
+        vars(type(obj)).get(name) is function and name not in own for name, function in methods.items()
+    )
+
+
 def declared_kernel(plugin: Any) -> Optional[str]:
-    """The kernel ``plugin``'s own class declares (``compiled_kernel``), None for a subclass that
-    does not declare it again or an instance whose methods were replaced."""
-    kernel = vars(type(plugin)).get("compiled_kernel")
-    replaced = getattr(plugin, "__dict__", {}).keys() & set(_METHODS)
-    return None if replaced else kernel
+    """The kernel ``plugin``'s own class declares (``compiled_kernel``), if its methods are still
+    the ones declared; None for a subclass that does not declare it again, or a replaced method."""
+    declared = vars(type(plugin)).get("compiled_kernel")
+    if not isinstance(declared, Kernel):
+        return None
+    return declared.name if _unchanged(plugin, {f.__name__: f for f in declared.methods}) else None
 
 
 def _float32_block(array: Any) -> bool:
@@ -92,6 +122,8 @@ class CompiledSteps:
     def begin_epoch(self, order: np.ndarray) -> bool:
         """Take the epoch's row order (int64, each row once); False when the step cannot serve
         this epoch (a parameter replaced by one C cannot take), which then trains in Python."""
+        if not (isinstance(order, np.ndarray) and order.ndim == 1 and len(order) == len(self._predicted)):
+            raise ValueError(f"begin_epoch: an order of every one of the {len(self._predicted)} rows")
         parameters = self._parameters()
         if parameters is None or declared_kernel(self.model.activation) != "relu":  # a hook may swap them
             return False
@@ -142,7 +174,7 @@ class CompiledSteps:
             plan, self._order_address, len(self._order), start, lr, momentum, limit,
             self._predicted_address + start * self._predicted.itemsize,
         )  # fmt: skip
-        if self.kind == "momentum":
+        if self.kind == "momentum" and math.isfinite(value) and value <= limit:  # the step was taken
             self.optimizer.flush_subnormals()
         return value
 
@@ -153,7 +185,14 @@ def compiled_steps_for(model: Any, loss: Any, optimizer: Any, x: np.ndarray, lab
     mlpx's MLP in float32 with a ReLU activation, a cross-entropy loss and an SGD or momentum
     optimizer that declare those kernels, float32 inputs ``x`` (n_samples, n_features) in C
     order, integer ``labels`` (n_samples,) and int64 ``predicted`` (n_samples,)."""
-    if not available() or not isinstance(model, MLP) or model.dtype != np.float32:
+    if not available() or type(model) is not MLP or not _unchanged(model, _MLP_METHODS):
+        return None
+    if model.dtype != np.float32 or model.n_layers > MAX_LAYERS:
+        return None
+    if (
+        not cblas_addresses(np.float32).ilp64
+        and max(a * b for a, b in zip(model.sizes, model.sizes[1:])) > _INT32_MAX
+    ):
         return None
     kind = declared_kernel(optimizer)
     if (
@@ -168,6 +207,6 @@ def compiled_steps_for(model: Any, loss: Any, optimizer: Any, x: np.ndarray, lab
         return None
     if not predicted.flags.c_contiguous or len(predicted) != len(x) or labels.dtype.kind not in "iu":
         return None
-    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    labels = np.array(labels, dtype=np.int64)  # a copy: fit's one-hot targets are one too
     steps = CompiledSteps(model, optimizer, kind, x, labels, predicted)
     return steps if steps._parameters() is not None else None
