@@ -334,8 +334,8 @@ def train(cfg: DictConfig, host: PluginHost, output_dir: Path, run_name: Optiona
                 "plugin checks passed; network gradient check: worst relative error %.2g",
                 checks.network.error,
             )
-        if cfg.tracking.plots:
-            warm_up_plots()  # while the helper may still be importing MLflow
+        if cfg.tracking.plots:  # while the main process waits for the helper's MLflow import
+            tracker.when_idle(warm_up_plots)
         # Training does not wait for the helper's MLflow import: its first sync is at the end of
         # the first epoch, where a store or request MLflow refused stops the run
         tracker.before_training()

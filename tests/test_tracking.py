@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from mlpx.errors import TrackingError
 from mlpx.tracking import helper as helper_process
 from mlpx.tracking.helper import HelperProcess, RemoteRecorder
+from mlpx.tracking.tracker import MlflowTracker
 from tests.conftest import SMALL, store_uri
 
 
@@ -261,6 +262,9 @@ class _CountingRecorder:
     def submit(self, method, *args, **kwargs) -> None:
         self.sent.append(method)
 
+    def would_wait(self) -> bool:  # a look, never a wait
+        return False
+
     def sync(self) -> None:
         self.waits += 1
 
@@ -281,3 +285,46 @@ def test_registering_the_tracker_and_starting_training_never_wait_for_the_helper
     assert recorder.sent[:1] == ["open"] and recorder.waits == 0
     tracker.on_epoch_end(epoch=1, metrics={"val_ce": 1.0})
     assert recorder.waits == 1  # the first sync: at the end of the first epoch
+
+
+def test_idle_work_runs_while_the_first_sync_waits_for_the_helper_and_only_then(workdir):
+    helper = HelperProcess()  # a fresh one: still importing MLflow for a second or two
+    try:
+        tracker = MlflowTracker(store_uri(workdir), "mlpx", None, recorder=RemoteRecorder(helper))
+        done = []
+        tracker.when_idle(lambda: done.append(helper.would_wait()))
+        assert not helper.would_wait()  # nothing asked yet: nothing to wait for
+        tracker.open({"p": "1"}, {}, "idle")
+        assert done == [] and helper.would_wait()  # not before a sync
+        tracker.sync()
+        assert done == [True]  # it ran while the helper was busy, before the sync's answers
+        assert not helper.would_wait()
+        tracker.when_idle(lambda: done.append("never"))
+        tracker.log_metrics({"m": 1.0}, step=1)
+        deadline = time.monotonic() + 30
+        while helper.would_wait() and time.monotonic() < deadline:  # until its answer is in the pipe
+            time.sleep(0.01)
+        tracker.sync()  # answered already: nothing to fill
+        assert done == [True]
+        tracker.close(None)
+        assert MlflowClient(store_uri(workdir)).get_run(tracker.wait_for_run_id()).info.status == "FINISHED"
+    finally:
+        helper.close()
+
+
+def test_the_epochs_figures_are_drawn_while_the_first_sync_waits_and_not_after(workdir):
+    helper = HelperProcess()  # a fresh one: still importing MLflow for a second or two
+    try:
+        tracker = MlflowTracker(store_uri(workdir), "mlpx", None, plots=True, recorder=RemoteRecorder(helper))
+        tracker.open({"p": "1"}, {}, "prerender")
+        first = {"train_loss": 0.5, "val_loss": 0.4, "val_ce": 0.4, "train_acc": 0.8, "val_acc": 0.9}
+        first.update({"grad_norm/layer1": 0.1, "update_ratio/W1": 1e-3, "val_ece": 0.02})
+        tracker.on_epoch_end(epoch=1, metrics=first)  # its sync waits for the helper's start-up
+        history, png = tracker._prerendered["curves.png"]
+        assert history == [first] and png.startswith(b"\x89PNG")  # drawn while waiting
+        second = {**first, "val_ce": 0.3}
+        tracker.on_epoch_end(epoch=2, metrics=second)  # the helper is up: nothing drawn now
+        assert tracker._prerendered["curves.png"][0] == [first]  # stale for a two-epoch run: redrawn
+        tracker.close(None)
+    finally:
+        helper.close()

@@ -11,6 +11,7 @@ end of the run). One helper serves every run of the process, one after the other
 import atexit
 import itertools
 import pickle
+import select
 import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Tuple
@@ -62,6 +63,17 @@ class HelperProcess:
                 self._process.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise self._died() from None
+
+    def would_wait(self) -> bool:
+        """Whether ``answers`` would block now: requests are waiting and no reply has arrived.
+        (Replies are read only by ``answers``, until none is owed, so none sits in a buffer.)"""
+        if not self._waiting or self._process.stdout is None:
+            return False
+        try:
+            readable, _, _ = select.select([self._process.stdout], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     def answers(self, recorder_id: int) -> List[Tuple[str, Reply]]:
         """Wait for every request sent so far; return (method, reply) of this recorder's ones."""
@@ -146,6 +158,10 @@ class RemoteRecorder:
 
     def submit(self, method: str, *args: Any, **kwargs: Any) -> None:
         self._helper.send(self._id, method, args, kwargs)
+
+    def would_wait(self) -> bool:
+        """Whether ``sync`` would block now (the helper is still busy, importing MLflow say)."""
+        return self._helper.would_wait()
 
     def sync(self) -> None:
         failure = None

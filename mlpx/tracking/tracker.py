@@ -13,7 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -226,6 +226,9 @@ class MlflowTracker:
         self._history: List[Dict[str, float]] = []  # the epochs logged so far
         self._output_dir: Optional[str] = None
         self._stale_reported = False
+        self._idle_tasks: List[Callable[[], None]] = []  # see when_idle
+        self._synced = False  # whether a sync has returned: the helper has started
+        self._prerendered: Dict[str, Tuple[List[Dict[str, float]], bytes]] = {}  # see _prerender
         self._offline_reported = False
         self._closed = False
 
@@ -288,9 +291,19 @@ class MlflowTracker:
         if self.offline == "false" and is_remote(self.uri):
             probe_server(self.uri)
 
+    def when_idle(self, task: Callable[[], None]) -> None:
+        """Run ``task`` the first time a ``sync`` would wait for the helper (at the first epoch's
+        end, typically, while the helper is still importing MLflow), instead of before training:
+        work the run needs later (the plots' imports) then costs no time of its own."""
+        self._idle_tasks.append(task)
+
     def sync(self) -> None:
         """Wait for every request sent; raise TrackingError if MLflow refused one."""
+        while self._idle_tasks and self._recorder.would_wait():
+            self._idle_tasks.pop(0)()
+        self._idle_tasks.clear()  # the helper is up: later waits are milliseconds, nothing to fill
         self._recorder.sync()
+        self._synced = True
         if not self._stale_reported and "end_stale_runs" in self._recorder.results:
             self._stale_reported = True
             for line in self._recorder.results["end_stale_runs"]:
@@ -341,6 +354,9 @@ class MlflowTracker:
     @hookimpl
     def on_epoch_end(self, epoch: int, metrics: Mapping[str, float]) -> None:
         self._history.append(dict(metrics))
+        if self.plots and not self._synced:  # the helper still starting: this may be the last epoch
+            for name in self._history_figures(self._history):
+                self.when_idle(lambda name=name: self._prerender(name))
         # One synchronous batch per epoch: ~5 ms on SQLite, ~1 % of an epoch, and a lost
         # store fails the run at once. (MLflow's asynchronous queue costs up to 1 s to close.)
         self.log_metrics(metrics, step=epoch)
@@ -409,14 +425,31 @@ class MlflowTracker:
         self._recorder.submit("set_tags", tags)
         self._recorder.submit("log_text", render(findings, history), "diagnosis.md")
 
+    @staticmethod
+    def _history_figures(history: List[Dict[str, float]]) -> Dict[str, Callable[[], bytes]]:
+        """The figures drawn from the epochs' metrics alone, by file name."""
+        from mlpx.diagnostics import plots
+
+        figures = {"curves.png": lambda: plots.curves_plot(history)}
+        if any("grad_norm/layer1" in m for m in history):
+            figures["health.png"] = lambda: plots.health_plot(history)
+        return figures
+
+    def _prerender(self, name: str) -> None:
+        """Draw a figure of the epochs so far while the main process would only wait: if no
+        epoch follows, ``_log_plots`` sends it as it is (a one-epoch run's plots cost less)."""
+        history = [dict(m) for m in self._history]
+        self._prerendered[name] = (history, self._history_figures(history)[name]())
+
     def _log_plots(self, run, result) -> None:
         """Render each figure, write it under the run's folder and send it off while the next
-        one renders."""
+        one renders (a figure of the epochs drawn while waiting for the helper, if no epoch
+        came after it)."""
         from mlpx.diagnostics import plots
 
         data = run.dataset
         figures = {
-            "curves.png": lambda: plots.curves_plot(result.history),
+            **self._history_figures(result.history),
             "confusion_matrix.png": lambda: plots.confusion_plot(
                 data.y_test, result.test_probs.argmax(axis=1), data.n_classes
             ),
@@ -424,12 +457,11 @@ class MlflowTracker:
                 data.x_test, data.y_test, result.test_probs
             ),
         }
-        if any("grad_norm/layer1" in m for m in result.history):
-            figures["health.png"] = lambda: plots.health_plot(result.history)
         folder = Path(run.output_dir) / "plots"
         folder.mkdir(parents=True, exist_ok=True)
         for name, render_png in figures.items():
-            (folder / name).write_bytes(render_png())
+            history, png = self._prerendered.get(name, (None, b""))
+            (folder / name).write_bytes(png if history == result.history else render_png())
             self._recorder.submit("log_artifact", str(folder / name), "plots")
 
     def close(self, error: Optional[BaseException]) -> None:
