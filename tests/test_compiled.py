@@ -273,3 +273,22 @@ def test_a_run_records_which_path_trained_and_trainer_compiled_switches_it(run_m
     assert run.data.tags["mlpx.compiled_step"] == tag
     assert run.data.params["trainer.compiled"] == ("True" if setting == "true" else "False")
     assert run.data.metrics["test_acc"] > 0.5
+
+
+def test_a_method_patched_by_a_hook_during_fit_sends_the_next_epochs_to_python():
+    sizes = [20, 16, 8, 5]
+    model = MLP(sizes, ReLU(), HeNormal(), np.random.default_rng(1))
+    frozen = {}
+
+    def freeze(epoch, metrics):  # from epoch 2 on, a backward pass that moves nothing
+        if epoch == 1:
+            model.backward = lambda d_logits, fused=None: {
+                k: np.zeros_like(p) for k, p in model.params.items()
+            }
+            frozen.update(model.weights())
+
+    result = fit(model, CrossEntropy(), SGD(lr=0.2), _data(sizes), epochs=3, batch_size=32,
+                 rng=np.random.default_rng(2), blas_threads=1, on_epoch_end=freeze)  # fmt: skip
+    assert result.compiled_epochs == 1
+    for key, param in frozen.items():
+        np.testing.assert_array_equal(model.params[key], param, err_msg=key)  # the patch was obeyed

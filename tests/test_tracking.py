@@ -328,3 +328,22 @@ def test_the_epochs_figures_are_drawn_while_the_first_sync_waits_and_not_after(w
         tracker.close(None)
     finally:
         helper.close()
+
+
+def test_idle_work_that_fails_costs_only_itself_and_none_is_left_for_close(workdir, caplog):
+    helper = HelperProcess()  # a fresh one: still importing MLflow for a second or two
+    try:
+        tracker = MlflowTracker(store_uri(workdir), "mlpx", None, recorder=RemoteRecorder(helper))
+        tracker.when_idle(lambda: 1 / 0)
+        tracker.open({"p": "1"}, {}, "failing idle work")
+        tracker.sync()  # the task's error is logged; the run goes on
+        assert "work done while waiting for the MLflow helper failed" in caplog.text
+        late = MlflowTracker(store_uri(workdir), "mlpx", None, recorder=RemoteRecorder(helper))
+        ran = []
+        late.when_idle(lambda: ran.append(True))
+        late.open({"p": "2"}, {}, "fails before its first sync")
+        late.close(RuntimeError("diverged in epoch 1"))  # no spare time to fill while closing
+        assert ran == []
+        tracker.close(None)
+    finally:
+        helper.close()

@@ -39,6 +39,7 @@ class HelperProcess:
         self._ids = itertools.count(1)
         self._sequence = itertools.count(1)
         self._sent_any = False
+        self._interrupted_answers = False  # see would_wait
 
     @property
     def alive(self) -> bool:
@@ -67,8 +68,8 @@ class HelperProcess:
     def would_wait(self) -> bool:
         """Whether ``answers`` would block now: requests are waiting and no reply has arrived.
         (Replies are read only by ``answers``, until none is owed, so none sits in a buffer.)"""
-        if not self._waiting or self._process.stdout is None:
-            return False
+        if not self._waiting or self._process.stdout is None or self._interrupted_answers:
+            return False  # (after an interrupted ``answers``, a reply may sit in the buffer)
         try:
             readable, _, _ = select.select([self._process.stdout], [], [], 0)
         except (OSError, ValueError):
@@ -77,6 +78,7 @@ class HelperProcess:
 
     def answers(self, recorder_id: int) -> List[Tuple[str, Reply]]:
         """Wait for every request sent so far; return (method, reply) of this recorder's ones."""
+        self._interrupted_answers = True  # until every reply owed is read
         while self._waiting:
             try:
                 with signals.deferred():  # nor half a reply read: the next one would be garbage
@@ -87,6 +89,7 @@ class HelperProcess:
                         self._answers.setdefault(owner, []).append((method, reply))
             except (EOFError, OSError, pickle.UnpicklingError):
                 raise self._died() from None
+        self._interrupted_answers = False
         return self._answers.pop(recorder_id, [])
 
     def _died(self) -> TrackingError:

@@ -297,11 +297,22 @@ class MlflowTracker:
         work the run needs later (the plots' imports) then costs no time of its own."""
         self._idle_tasks.append(task)
 
+    def _run_idle_tasks(self) -> None:
+        """The tasks ``when_idle`` was given, one by one while the helper is still busy; the rest
+        are dropped (later waits are milliseconds). Taken off the list first, so that a signal in
+        one leaves none to run at ``close``; a task that fails only costs its own work."""
+        tasks, self._idle_tasks = self._idle_tasks, []
+        for task in tasks:
+            if not self._recorder.would_wait():
+                return
+            try:
+                task()
+            except Exception as exc:  # spare-time work: the run does not depend on it
+                log.warning("work done while waiting for the MLflow helper failed (the run goes on): %s", exc)
+
     def sync(self) -> None:
         """Wait for every request sent; raise TrackingError if MLflow refused one."""
-        while self._idle_tasks and self._recorder.would_wait():
-            self._idle_tasks.pop(0)()
-        self._idle_tasks.clear()  # the helper is up: later waits are milliseconds, nothing to fill
+        self._run_idle_tasks()
         self._recorder.sync()
         self._synced = True
         if not self._stale_reported and "end_stale_runs" in self._recorder.results:
@@ -483,6 +494,7 @@ class MlflowTracker:
                 tags["mlpx.diverged"] = f"epoch {error.epoch}, step {error.step}: {error}"
         if self._closed:
             return
+        self._idle_tasks = []  # a run that ends before its first sync has no spare time to fill
         try:
             self._recorder.submit("close", status, tags)
             self._closed = True

@@ -82,9 +82,9 @@ class CompiledSteps:
     ``run(start, rows, lr, limit)`` per minibatch. The trainer's ``predicted`` (n_samples,)
     receives each trained row's arg max, in epoch order, as on the Python path."""
 
-    def __init__(self, model: MLP, optimizer: Any, kind: str, x: np.ndarray, labels: np.ndarray,
+    def __init__(self, model: MLP, loss: Any, optimizer: Any, kind: str, x: np.ndarray, labels: np.ndarray,
                  predicted: np.ndarray) -> None:  # fmt: skip
-        self.model, self.optimizer, self.kind = model, optimizer, kind
+        self.model, self.loss, self.optimizer, self.kind = model, loss, optimizer, kind
         self._x, self._labels, self._predicted = x, labels, predicted
         self._predicted_address = predicted.ctypes.data
         self._blas = cblas_addresses(np.float32)
@@ -121,11 +121,14 @@ class CompiledSteps:
 
     def begin_epoch(self, order: np.ndarray) -> bool:
         """Take the epoch's row order (int64, each row once); False when the step cannot serve
-        this epoch (a parameter replaced by one C cannot take), which then trains in Python."""
+        this epoch (a method patched or a parameter replaced by a hook since), which then trains
+        in Python."""
         if not (isinstance(order, np.ndarray) and order.ndim == 1 and len(order) == len(self._predicted)):
             raise ValueError(f"begin_epoch: an order of every one of the {len(self._predicted)} rows")
+        if _kind_served(self.model, self.loss, self.optimizer) != self.kind:
+            return False
         parameters = self._parameters()
-        if parameters is None or declared_kernel(self.model.activation) != "relu":  # a hook may swap them
+        if parameters is None:
             return False
         if any(a is not b for a, b in zip(sum(parameters, []), self._arrays)) or not self._arrays:
             self._plans.clear()  # parameters replaced (a restore, a user's hook): plan again
@@ -185,6 +188,23 @@ def compiled_steps_for(model: Any, loss: Any, optimizer: Any, x: np.ndarray, lab
     mlpx's MLP in float32 with a ReLU activation, a cross-entropy loss and an SGD or momentum
     optimizer that declare those kernels, float32 inputs ``x`` (n_samples, n_features) in C
     order, integer ``labels`` (n_samples,) and int64 ``predicted`` (n_samples,)."""
+    kind = _kind_served(model, loss, optimizer)
+    if kind is None:
+        return None
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == 2):
+        return None
+    if x.shape[1] != model.sizes[0] or len(labels) != len(x) or predicted.dtype != np.int64:
+        return None
+    if not predicted.flags.c_contiguous or len(predicted) != len(x) or labels.dtype.kind not in "iu":
+        return None
+    labels = np.array(labels, dtype=np.int64)  # a copy: fit's one-hot targets are one too
+    steps = CompiledSteps(model, loss, optimizer, kind, x, labels, predicted)
+    return steps if steps._parameters() is not None else None
+
+
+def _kind_served(model: Any, loss: Any, optimizer: Any) -> Optional[str]:
+    """The optimizer kind the C step would run for these three, None if it cannot stand for
+    them: checked before training and again before every epoch (a hook may patch a method)."""
     if not available() or type(model) is not MLP or not _unchanged(model, _MLP_METHODS):
         return None
     if model.dtype != np.float32 or model.n_layers > MAX_LAYERS:
@@ -195,18 +215,6 @@ def compiled_steps_for(model: Any, loss: Any, optimizer: Any, x: np.ndarray, lab
     ):
         return None
     kind = declared_kernel(optimizer)
-    if (
-        declared_kernel(model.activation) != "relu"
-        or declared_kernel(loss) != "cross_entropy"
-        or kind not in KINDS
-    ):
+    if declared_kernel(model.activation) != "relu" or declared_kernel(loss) != "cross_entropy":
         return None
-    if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == 2):
-        return None
-    if x.shape[1] != model.sizes[0] or len(labels) != len(x) or predicted.dtype != np.int64:
-        return None
-    if not predicted.flags.c_contiguous or len(predicted) != len(x) or labels.dtype.kind not in "iu":
-        return None
-    labels = np.array(labels, dtype=np.int64)  # a copy: fit's one-hot targets are one too
-    steps = CompiledSteps(model, optimizer, kind, x, labels, predicted)
-    return steps if steps._parameters() is not None else None
+    return kind if kind in KINDS else None
