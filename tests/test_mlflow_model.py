@@ -14,6 +14,7 @@ import textwrap
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -152,6 +153,36 @@ def test_model_loads_in_a_clean_process_without_mlpx_and_predicts_as_mlpx(traine
     ]
     files = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert "weights.npz" in files
+    folder = Path(urllib.parse.urlparse(logged.artifact_location).path)
+    assert (folder / "requirements.txt").read_text().split() == [
+        f"mlflow=={mlflow.__version__}",
+        f"numpy=={np.__version__}",
+    ]
+
+
+def test_the_model_logs_with_a_package_map_of_its_requirements_only_and_then_none():
+    from mlflow.utils import requirements_utils
+
+    from mlpx.tracking.recorder import _only_packages_known
+
+    saved = requirements_utils._MODULES_TO_PACKAGES, requirements_utils._PACKAGES_TO_MODULES
+    requirements_utils._MODULES_TO_PACKAGES = requirements_utils._PACKAGES_TO_MODULES = None  # never mapped
+    try:
+        with _only_packages_known({"numpy": np.__version__}):
+            assert requirements_utils._check_requirement_satisfied(f"numpy=={np.__version__}") is None
+            assert (
+                requirements_utils._check_requirement_satisfied("numpy==0.0.1") is not None
+            )  # still checked
+        assert (
+            requirements_utils._MODULES_TO_PACKAGES is None
+            and requirements_utils._PACKAGES_TO_MODULES is None
+        )
+        built = {"numpy": ["numpy"], "other": ["other"]}
+        requirements_utils._MODULES_TO_PACKAGES = built
+        with _only_packages_known({"numpy": np.__version__}):  # a map MLflow built is kept
+            assert requirements_utils._MODULES_TO_PACKAGES is built
+    finally:
+        requirements_utils._MODULES_TO_PACKAGES, requirements_utils._PACKAGES_TO_MODULES = saved
 
 
 def test_run_lists_its_datasets_description_and_git_tags(trained):
