@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 import textwrap
 import time
 
@@ -347,3 +349,18 @@ def test_idle_work_that_fails_costs_only_itself_and_none_is_left_for_close(workd
         tracker.close(None)
     finally:
         helper.close()
+
+
+def test_with_ipython_marked_absent_mlflow_resolves_run_tags_without_importing_it():
+    code = textwrap.dedent(
+        """
+        import sys
+        from mlpx.tracking.recorder import _context_tags, mark_ipython_absent
+        mark_ipython_absent()  # as the helper's main does first
+        tags = _context_tags({"mine": "1"}, None, None)
+        print(tags["mine"], "mlflow.user" in tags, sys.modules["IPython"] is None)
+        """
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["1", "True", "True"]  # tags resolved, IPython never imported

@@ -387,12 +387,6 @@ def _context_tags(
     """``tags`` over MLflow's own run-context tags (user, source name and type, git commit,
     branch and repository URL) for ``main_file``, with the git tags of ``code_dir`` if
     ``main_file`` is not in a checkout."""
-    from mlflow.tracking.context.databricks_cluster_context import DatabricksClusterRunContext
-    from mlflow.tracking.context.databricks_command_context import DatabricksCommandRunContext
-    from mlflow.tracking.context.databricks_job_context import DatabricksJobRunContext
-    from mlflow.tracking.context.databricks_notebook_context import DatabricksNotebookRunContext
-    from mlflow.tracking.context.databricks_repo_context import DatabricksRepoRunContext
-    from mlflow.tracking.context.jupyter_notebook_context import JupyterNotebookRunContext
     from mlflow.tracking.context.registry import resolve_tags
     from mlflow.utils import git_utils
     from mlflow.utils.mlflow_tags import MLFLOW_GIT_BRANCH, MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL
@@ -401,17 +395,7 @@ def _context_tags(
     if main_file:
         sys.argv[:1] = [main_file]  # MLflow reads the main file's path from sys.argv[0]
     try:
-        # This helper is a subprocess: never a notebook, nor a process Databricks' dbutils reach.
-        # Asking imports IPython (0.2-0.4 s before the run exists), and each of these asks.
-        notebook_contexts = [
-            JupyterNotebookRunContext,
-            DatabricksNotebookRunContext,
-            DatabricksJobRunContext,
-            DatabricksClusterRunContext,
-            DatabricksCommandRunContext,
-            DatabricksRepoRunContext,
-        ]
-        resolved = resolve_tags(dict(tags), ignore=notebook_contexts)
+        resolved = resolve_tags(dict(tags))  # in the helper, without IPython: mark_ipython_absent
     finally:
         sys.argv[:] = saved
     if MLFLOW_GIT_COMMIT not in resolved and code_dir:
@@ -505,6 +489,17 @@ _signal_received: Optional[int] = None
 _main_pid: Optional[int] = None
 
 
+def mark_ipython_absent() -> None:
+    """Make ``import IPython`` fail at once in this process.
+
+    The helper is never an IPython shell, a notebook, or a process Databricks' dbutils reach, yet
+    MLflow asks, by importing IPython, when it creates a run and again a logged model (its
+    Jupyter and Databricks run-context probes: 0.2-0.4 s each, before the first epoch's sync and
+    after the last). Every such probe in MLflow catches ImportError, so they answer "no" at once.
+    """
+    sys.modules["IPython"] = None
+
+
 def _note_signal(signum: int, frame) -> None:
     global _signal_received
     if _signal_received is None:
@@ -522,11 +517,7 @@ def main(argv: List[str]) -> None:
     """
     global _main_pid
     _main_pid = os.getppid()
-    # This process is never an IPython shell, a notebook, or one Databricks' dbutils reach, yet
-    # MLflow asks, by importing IPython, when it creates a run and again a logged model (0.2-0.4
-    # s each, before the first epoch's sync and after the last). Every such probe in MLflow
-    # catches ImportError: with IPython marked absent they answer "no" at once.
-    sys.modules["IPython"] = None
+    mark_ipython_absent()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _note_signal)
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
