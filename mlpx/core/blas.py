@@ -62,6 +62,22 @@ def numpy_blas_controller() -> Any:
     return controllers[0] if len(controllers) == 1 else None
 
 
+def blas_takes(
+    dtype: np.dtype, out: Any, a: Optional[np.ndarray] = None, b: Optional[np.ndarray] = None
+) -> bool:
+    """Whether raw BLAS (or C code beside it) may write ``out`` and read ``a`` and ``b``: ndarrays
+    of ``dtype``, C-contiguous and aligned, ``out`` writeable. The callers check the shapes: BLAS
+    would write past them. Spelt out, not looped: it runs several times a training step."""
+    if not isinstance(out, np.ndarray):
+        return False
+    out_flags = out.flags
+    if not (out_flags.writeable and out_flags.c_contiguous and out_flags.aligned and out.dtype == dtype):
+        return False
+    if a is not None and not (a.flags.c_contiguous and a.flags.aligned and a.dtype == dtype):
+        return False
+    return b is None or (b.flags.c_contiguous and b.flags.aligned and b.dtype == dtype)
+
+
 def _numpy_blas_path() -> Optional[str]:
     """Path of the BLAS library NumPy loaded, or None when it cannot be told apart."""
     controller = numpy_blas_controller()

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mlpx.core.blas import column_sums_for, gemm_nn_for, gemm_tn_for
+from mlpx.core.blas import blas_takes, column_sums_for, gemm_nn_for, gemm_tn_for
 
 Arrays = Dict[str, np.ndarray]
 #: below this many outputs a product then an add beats copying the bias in and calling BLAS
@@ -24,35 +24,21 @@ PREFILL_MIN_SIZE = 16384
 FusedTargets = Dict[str, Tuple[np.ndarray, float, float]]  # key -> (target, alpha, beta)
 
 
-def _blas_takes(dtype: np.dtype, out: np.ndarray, a: np.ndarray, b: Optional[np.ndarray] = None) -> bool:
-    """Whether raw BLAS may read ``a`` (and ``b``) and write ``out``: ndarrays of ``dtype``,
-    C-contiguous and aligned, ``out`` writeable (the callers check the shapes, BLAS would write
-    past them). Spelt out, not looped: it runs several times a training step."""
-    if not isinstance(out, np.ndarray):
-        return False
-    out_flags, a_flags = out.flags, a.flags
-    if not (out_flags.writeable and out_flags.c_contiguous and out_flags.aligned and out.dtype == dtype):
-        return False
-    if not (a_flags.c_contiguous and a_flags.aligned and a.dtype == dtype):
-        return False
-    return b is None or (b.flags.c_contiguous and b.flags.aligned and b.dtype == dtype)
-
-
 def _blas_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
     """Whether raw BLAS may read ``a`` (k, m), ``b`` (k, n) and write ``c`` (m, n)."""
-    return _blas_takes(dtype, c, a, b) and c.shape == (a.shape[1], b.shape[1])
+    return blas_takes(dtype, c, a, b) and c.shape == (a.shape[1], b.shape[1])
 
 
 def _product_ready(c: np.ndarray, a: np.ndarray, b: np.ndarray, dtype: np.dtype) -> bool:
     """Whether raw BLAS may read ``a`` (m, k), ``b`` (k, n) and accumulate into ``c`` (m, n)."""
     shapes = a.ndim == 2 and c.shape == (a.shape[0], b.shape[1]) and a.shape[1] == b.shape[0]
-    return shapes and _blas_takes(dtype, c, a, b)
+    return shapes and blas_takes(dtype, c, a, b)
 
 
 def _bias_blas_ready(y: np.ndarray, delta: np.ndarray, dtype: np.dtype) -> bool:
     """Whether raw BLAS may read ``delta`` (k, n) and write its column sums into ``y`` (n,)."""
     return (
-        _blas_takes(dtype, y, delta)
+        blas_takes(dtype, y, delta)
         and delta.ndim == 2
         and delta.shape[0] > 0  # BLAS's GEMV of no rows leaves y unscaled by beta
         and y.shape == delta.shape[1:]

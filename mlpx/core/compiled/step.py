@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mlpx.core.blas import AXPY_MIN_SIZE, cblas_addresses
+from mlpx.core.blas import AXPY_MIN_SIZE, blas_takes, cblas_addresses
 from mlpx.core.model import MLP
 
 try:
@@ -22,6 +22,7 @@ except ImportError:  # installed without a C compiler: the NumPy path trains
     _step = None
 
 KINDS = {"sgd": 0, "momentum": 1}  # the C step's optimizer kinds
+_FLOAT32 = np.dtype(np.float32)  # the only dtype the C step takes
 MAX_LAYERS = _step.MAX_LAYERS if _step is not None else 0
 _INT32_MAX = 2**31 - 1  # an LP64 BLAS takes its sizes as C ints
 #: the model's methods the step stands for, as mlpx defines them
@@ -67,16 +68,6 @@ def declared_kernel(plugin: Any) -> Optional[str]:
     return declared.name if _unchanged(plugin, {f.__name__: f for f in declared.methods}) else None
 
 
-def _float32_block(array: Any) -> bool:
-    return (
-        isinstance(array, np.ndarray)
-        and array.dtype == np.float32
-        and array.flags.c_contiguous
-        and array.flags.aligned
-        and array.flags.writeable
-    )
-
-
 class CompiledSteps:
     """The compiled steps of one ``fit``: ``begin_epoch(order)`` before each epoch, then
     ``run(start, rows, lr, limit)`` per minibatch. The trainer's ``predicted`` (n_samples,)
@@ -115,7 +106,7 @@ class CompiledSteps:
         for array, shape in zip(
             weights + biases + w_velocities + b_velocities, (shapes + [s[1:] for s in shapes]) * 2
         ):
-            if not _float32_block(array) or array.shape != shape:
+            if not blas_takes(_FLOAT32, array) or array.shape != shape:
                 return None
         return weights, biases, w_velocities, b_velocities
 
@@ -149,7 +140,7 @@ class CompiledSteps:
             *buffers.a[:hidden],
             *buffers.grad_a[:hidden],
         ]
-        if not all(_float32_block(array) for array in arrays):
+        if not all(blas_takes(_FLOAT32, array) for array in arrays):
             raise ValueError("mlpx.core.compiled: the model's training buffers are not float32 C-contiguous")
 
         def addresses(group: List[np.ndarray]) -> Tuple[int, ...]:
